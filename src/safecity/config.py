@@ -1,0 +1,159 @@
+"""One pydantic model of the YAML configuration: the single source of truth.
+
+Every stage takes its own section (``config.detector``, ``config.faces`` …) so a
+stage never reads settings it does not own. ``safecity run --config FILE`` loads
+it with :func:`load_config`; ``safecity analyze`` builds one from defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from safecity.errors import ConfigError
+from safecity.vision.coco import LABEL_TO_ID
+
+
+def data_home() -> Path:
+    """Where safecity keeps its database and media by default (``SAFECITY_HOME``)."""
+    return Path(os.environ.get("SAFECITY_HOME", Path.home() / ".local/share/safecity"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MotionConfig(_Section):
+    enabled: bool = True
+    width: int = Field(160, ge=32, description="grey frame width the difference is taken on")
+    pixel_threshold: int = Field(18, ge=1, le=255, description="grey-level change that counts")
+    min_fraction: float = Field(
+        0.0005, ge=0, le=1, description="share of changed pixels below which nothing moved"
+    )
+    keepalive_s: float = Field(
+        2.0, ge=0, description="run the detector at least this often even without motion"
+    )
+
+
+class DetectorConfig(_Section):
+    kind: Literal["nanodet", "centernet", "yolo"] = "nanodet"
+    model_path: Path | None = Field(None, description="own ONNX file; default: installed model")
+    min_score: float = Field(0.35, ge=0, le=1)
+    per_class_min_score: dict[str, float] = Field(default_factory=dict)
+    classes: list[str] = Field(
+        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"],
+        description="COCO labels kept; empty keeps all 80",
+    )
+    nms_iou: float = Field(0.5, gt=0, le=1)
+    threads: int = Field(1, ge=1)
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in LABEL_TO_ID]
+        if unknown:
+            raise ValueError(f"unknown COCO class(es): {', '.join(unknown)}")
+        return value
+
+    @field_validator("per_class_min_score")
+    @classmethod
+    def _known_score_classes(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = [k for k in value if k not in LABEL_TO_ID]
+        if unknown:
+            raise ValueError(f"unknown COCO class(es): {', '.join(unknown)}")
+        return value
+
+
+class TrackerConfig(_Section):
+    high_score: float = Field(0.5, ge=0, le=1, description="first-round association score")
+    low_score: float = Field(0.2, ge=0, le=1, description="second-round (ByteTrack) score")
+    new_track_score: float = Field(0.45, ge=0, le=1)
+    match_iou: float = Field(0.2, gt=0, le=1, description="minimum IoU to associate")
+    lost_after_s: float = Field(2.0, gt=0, description="a track unseen this long ends")
+    min_hits: int = Field(3, ge=1, description="detections before a track becomes an event")
+
+
+class FacesConfig(_Section):
+    enabled: bool = True
+    kind: Literal["yunet", "scrfd"] = "yunet"
+    model_path: Path | None = Field(None, description="own SCRFD ONNX file")
+    min_score: float = Field(0.6, ge=0, le=1)
+    min_size: int = Field(24, ge=8, description="smallest face width in pixels to consider")
+    upper_fraction: float = Field(0.5, gt=0, le=1, description="top share of a person box searched")
+    min_quality: float = Field(0.3, ge=0, le=1, description="faces below are not embedded")
+
+
+class EmbedderConfig(_Section):
+    kind: Literal["dlib", "arcface"] = "dlib"
+    model_path: Path | None = Field(None, description="own ArcFace ONNX file")
+
+
+class MatcherConfig(_Section):
+    threshold: float = Field(
+        0.94, ge=-1, le=1, description="cosine similarity at or above which a face matches"
+    )
+    margin: float = Field(0.02, ge=0, le=2, description="required lead over the next person")
+
+
+class CameraConfig(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(min_length=1, description="file path, rtsp://, http(s):// (MJPEG/HLS)")
+    fps: float | None = Field(None, gt=0, description="analyse at most this many frames/s")
+    location: str = ""
+    enabled: bool = True
+    loop: bool = False
+
+
+class StoreConfig(_Section):
+    url: str = Field(default_factory=lambda: f"sqlite:///{data_home() / 'safecity.db'}")
+    media_dir: Path = Field(default_factory=lambda: data_home() / "media")
+    save_annotated_video: bool = False
+
+
+class ReconnectConfig(_Section):
+    initial_s: float = Field(1.0, gt=0)
+    max_s: float = Field(30.0, gt=0)
+    max_attempts: int | None = Field(None, ge=1, description="None: retry forever")
+
+
+class SafecityConfig(_Section):
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    faces: FacesConfig = Field(default_factory=FacesConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    matcher: MatcherConfig = Field(default_factory=MatcherConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_names(cls, value: list[CameraConfig]) -> list[CameraConfig]:
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"camera names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+
+def load_config(path: Path) -> SafecityConfig:
+    """Read and validate a YAML config; every problem becomes one ConfigError line."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    try:
+        return SafecityConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"config file {path} is invalid: {problems}") from None

@@ -1,0 +1,1 @@
+"""Vision stages: detection, tracking, faces. Pure functions over plain values."""
