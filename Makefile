@@ -1,0 +1,38 @@
+# Two commands on a fresh Debian machine:
+#   make demo   set up, install the models, fetch the sample video, analyse it
+#   make test   set up, install the models, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test setup system-deps models lint bench clean
+
+system-deps:
+	@sh scripts/system-deps.sh
+
+$(BIN)/safecity: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: system-deps $(BIN)/safecity
+
+models: setup
+	$(BIN)/safecity models install
+
+demo: models
+	$(BIN)/safecity demo
+
+test: models
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+bench: models
+	$(BIN)/safecity bench components
+
+clean:
+	rm -rf $(VENV) demo-out

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Debian packages safecity needs outside Python: venv support, npm (models come
+# from npm packages), apt-get/dpkg-deb (the sample video comes from a .deb).
+# Installs what is missing when run as root; otherwise says what to install.
+set -e
+missing=""
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$missing python3-venv"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "safecity needs these Debian packages:$missing" >&2
+    echo "install them with: sudo apt-get install$missing" >&2
+    exit 1
+fi
+echo "installing Debian packages:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing

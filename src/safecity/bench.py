@@ -1,0 +1,139 @@
+"""``safecity bench components``: median milliseconds per stage on real media.
+
+Figures, not assertions: each component runs ``repeats`` times on real frames
+(the 1080p arcade clip for decode, motion and faces; the pedestrians clip for
+the object detector) after a warm-up, and the median and 90th percentile are
+reported with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from safecity.config import CameraConfig, SafecityConfig
+from safecity.errors import SafecityError
+
+
+def _media(name: str) -> Path:
+    """Benchmark media: the shared test data if present, else the demo sample."""
+    roots = [os.environ.get("SAFECITY_TEST_DATA"), Path.cwd().parent / "shared" / "data"]
+    for root in roots:
+        if root and (Path(root) / "video" / name).exists():
+            return Path(root) / "video" / name
+    if name.startswith("pedestrians"):
+        from safecity.samples import fetch_sample
+
+        return fetch_sample("vtest")
+    raise SafecityError(f"benchmark video {name} not found; set SAFECITY_TEST_DATA")
+
+
+def _frames(path: Path, count: int) -> list:
+    from safecity.video.source import open_source
+
+    source = open_source(CameraConfig(name="bench", url=str(path)))
+    frames = []
+    try:
+        for frame in source:
+            frames.append(frame)
+            if len(frames) >= count:
+                break
+    finally:
+        source.close()
+    return frames
+
+
+def _time(fn: Callable[[int], object], repeats: int, warmup: int = 2) -> list[float]:
+    for i in range(warmup):
+        fn(i)
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def _row(name: str, unit: str, times: list[float]) -> dict:
+    return {
+        "name": name,
+        "unit": unit,
+        "median_ms": float(np.median(times)),
+        "p90_ms": float(np.percentile(times, 90)),
+        "runs": len(times),
+    }
+
+
+def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
+    from safecity.video.motion import MotionGate
+    from safecity.video.source import open_source
+    from safecity.vision.detector import ObjectDetector
+    from safecity.vision.embedder import make_embedder
+    from safecity.vision.faces import FaceDetector
+
+    arcade = _media("arcade-crowd-1080p.mp4")
+    pedestrians = _media("pedestrians-768x576.avi")
+    rows = []
+
+    # Decode: whole-file passes, per decoded 1080p frame.
+    decode_times: list[float] = []
+    while len(decode_times) < repeats:
+        source = open_source(CameraConfig(name="bench", url=str(arcade)))
+        t0 = time.perf_counter()
+        for _ in source:
+            t1 = time.perf_counter()
+            decode_times.append((t1 - t0) * 1000)
+            t0 = t1
+        source.close()
+    rows.append(_row("decode (1080p H.264)", "frame", decode_times[:repeats] if repeats > 3 else decode_times))
+
+    big = _frames(arcade, 60)
+    gate = MotionGate(config.motion)
+    rows.append(_row("motion gate (1080p)", "frame", _time(lambda i: gate.update(big[i % len(big)]), repeats)))
+
+    small = _frames(pedestrians, 60)
+    detector = ObjectDetector(config.detector)
+    rows.append(
+        _row(
+            f"object detector ({config.detector.kind}, 768x576)",
+            "frame",
+            _time(lambda i: detector.detect(small[i % len(small)].image), repeats),
+        )
+    )
+
+    # Faces: person boxes found by the detector in the 1080p clip.
+    people = []
+    for frame in big[::6]:
+        dets = detector.detect(frame.image)
+        people += [(frame.image, box) for box, c in zip(dets.boxes, dets.class_ids) if c == 0]
+    if not people:
+        raise SafecityError("no person found in the benchmark clip; is the detector installed?")
+    faces = FaceDetector(config.faces)
+    rows.append(
+        _row(
+            "face detector (YuNet)",
+            "person crop",
+            _time(lambda i: faces.detect_in_box(*people[i % len(people)]), repeats),
+        )
+    )
+    found = [(img, f) for img, box in people for f in faces.detect_in_box(img, box)]
+    if not found:
+        raise SafecityError("no face found in the benchmark clip")
+    embedder = make_embedder(config.embedder)
+    rows.append(
+        _row(
+            f"embedder ({config.embedder.kind})",
+            "face",
+            _time(lambda i: embedder.embed(*found[i % len(found)]), repeats),
+        )
+    )
+    return {
+        "components": rows,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+    }

@@ -1,0 +1,415 @@
+"""Wires the stages for one camera: frames in, tracks and finished events out.
+
+The pipeline owns no I/O: it never opens a file, a socket or the database. A
+source feeds it frames, it returns :class:`FrameResult` values, and whoever runs
+it (``safecity.runtime``) hands finished events to sinks.
+
+Per frame::
+
+    MotionGate ─▶ ObjectDetector ─▶ Tracker ─▶ (person tracks) FaceDetector
+        ─▶ best face of the track ─▶ Embedder ─▶ Matcher ─▶ Match | None
+
+A face vector lives only in the per-track state below and is dropped when the
+track ends (DESIGN.md invariant 2); snapshots carry the regions that sinks must
+pixelate before the first write (invariant 3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from safecity.config import SafecityConfig
+from safecity.events import Event, Snapshot
+from safecity.vision.coco import LABEL_TO_ID
+from safecity.vision.types import Detections, Face, Frame, Match, Track
+
+log = logging.getLogger(__name__)
+
+PERSON = LABEL_TO_ID["person"]
+
+#: Returns the matcher for a camera at a frame's time, or None when no watchlist
+#: is authorised there and then. The runtime supplies it; the pipeline never
+#: reads the database.
+MatcherProvider = Callable[[str, datetime], "MatcherLike | None"]
+
+
+class MatcherLike:  # pragma: no cover - structural type only
+    def match(self, vector: np.ndarray) -> Match | None: ...
+
+
+# How much of a person box's top is treated as the head when pixelating, and how
+# far a face box is grown, so that a missed or loose face box still hides the face.
+HEAD_FRACTION = 0.28
+FACE_GROW = 0.25
+# Snapshot crops keep some context around the object.
+CROP_MARGIN = 0.15
+# A track's face is embedded again only when its quality beats the last
+# embedded one by this much, and at most this often per track.
+QUALITY_STEP = 0.08
+MAX_EMBEDS_PER_TRACK = 6
+
+
+@dataclass
+class Stages:
+    """The models, loaded once and shared by every camera of a process."""
+
+    motion_factory: Callable[[], object]
+    detector: object
+    tracker_factory: Callable[[float], object]
+    face_detector: object | None
+    embedder: object | None
+
+    @classmethod
+    def load(cls, config: SafecityConfig) -> Stages:
+        from safecity.video.motion import MotionGate
+        from safecity.vision.detector import ObjectDetector
+        from safecity.vision.tracker import Tracker
+
+        face_detector = embedder = None
+        if config.faces.enabled:
+            from safecity.vision.embedder import make_embedder
+            from safecity.vision.faces import FaceDetector
+
+            face_detector = FaceDetector(config.faces)
+            embedder = make_embedder(config.embedder)
+        return cls(
+            motion_factory=lambda: MotionGate(config.motion),
+            detector=ObjectDetector(config.detector),
+            tracker_factory=lambda fps: Tracker(config.tracker, fps=fps),
+            face_detector=face_detector,
+            embedder=embedder,
+        )
+
+
+@dataclass
+class TrackView:
+    """What the console or an annotated video shows of a track in one frame."""
+
+    track: Track
+    face: Face | None = None
+    match: Match | None = None
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    analysed: bool  # False when the motion gate skipped the detector
+    tracks: list[TrackView]
+    ended: list[Event]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _TrackState:
+    track_id: int
+    label: str
+    started_at: datetime
+    ended_at: datetime
+    frames: int = 0
+    best_score: float = -1.0
+    snapshot: Snapshot | None = None
+    best_face: Face | None = None
+    embedded_quality: float = -1.0
+    embeds: int = 0
+    # In memory only, never emitted: see the module docstring.
+    vector: np.ndarray | None = None
+    match: Match | None = None
+    match_snapshot: Snapshot | None = None
+
+
+class CameraPipeline:
+    """All stages for one camera.
+
+    >>> # pipeline = CameraPipeline("gate-1", config, Stages.load(config), fps=10)
+    >>> # for frame in source: result = pipeline.process(frame)
+    >>> # events = pipeline.finish()
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        config: SafecityConfig,
+        stages: Stages,
+        fps: float,
+        matcher_for: MatcherProvider | None = None,
+    ) -> None:
+        self.camera = camera
+        self.config = config
+        self.stages = stages
+        self.motion = stages.motion_factory() if config.motion.enabled else None
+        self.tracker = stages.tracker_factory(fps)
+        self.matcher_for = matcher_for
+        self._states: dict[int, _TrackState] = {}
+        self.frames_in = 0
+        self.frames_analysed = 0
+
+    # -- per frame ---------------------------------------------------------------
+    def process(self, frame: Frame) -> FrameResult:
+        import time
+
+        timings: dict[str, float] = {}
+        self.frames_in += 1
+        t0 = time.perf_counter()
+        moving = True
+        if self.motion is not None:
+            moving = self.motion.update(frame).moving
+            timings["motion"] = (time.perf_counter() - t0) * 1000
+        if not moving:
+            ended = self._ended_events(self.tracker.update(None, frame.pts), frame)
+            return FrameResult(frame, False, self._views(self._active_tracks()), ended, timings)
+
+        self.frames_analysed += 1
+        t1 = time.perf_counter()
+        detections: Detections = self.stages.detector.detect(frame.image)
+        timings["detector"] = (time.perf_counter() - t1) * 1000
+        update = self.tracker.update(detections, frame.pts)
+        active: list[Track] = list(update.active)
+        self._last_active = active
+
+        t2 = time.perf_counter()
+        faces = self._faces_for(frame, active)
+        timings["faces"] = (time.perf_counter() - t2) * 1000
+        matcher = None
+        if self.matcher_for is not None and self.stages.embedder is not None:
+            matcher = self.matcher_for(self.camera, frame.time)
+
+        for track in active:
+            state = self._state_for(track, frame)
+            state.frames += 1
+            state.ended_at = frame.time
+            face = faces.get(track.track_id)
+            if track.score > state.best_score:
+                state.best_score = track.score
+                state.snapshot = self._snapshot(frame, track, active, faces, keep=None)
+            if face is not None:
+                self._consider_face(state, frame, track, face, active, faces, matcher)
+        timings["identify"] = (time.perf_counter() - t2) * 1000 - timings["faces"]
+        ended = self._ended_events(update.ended, frame)
+        views = [
+            TrackView(t, faces.get(t.track_id), self._states[t.track_id].match) for t in active
+        ]
+        return FrameResult(frame, True, views, ended, timings)
+
+    def finish(self) -> list[Event]:
+        """End every open track (end of stream) and return their events."""
+        ended = self.tracker.flush()
+        events = [e for e in (self._event(self._states.pop(t.track_id, None)) for t in ended) if e]
+        events += [e for e in (self._event(s) for s in self._states.values()) if e]
+        self._states.clear()
+        return events
+
+    # -- faces and identity ------------------------------------------------------
+    def _faces_for(self, frame: Frame, tracks: list[Track]) -> dict[int, Face]:
+        """Best face inside the upper part of each person box, by quality."""
+        detector = self.stages.face_detector
+        if detector is None:
+            return {}
+        found: dict[int, Face] = {}
+        for track in tracks:
+            if track.class_id != PERSON:
+                continue
+            faces = detector.detect_in_box(frame.image, track.box)
+            if faces:
+                found[track.track_id] = max(faces, key=lambda f: f.quality)
+        return found
+
+    def _consider_face(
+        self,
+        state: _TrackState,
+        frame: Frame,
+        track: Track,
+        face: Face,
+        active: list[Track],
+        faces: dict[int, Face],
+        matcher: MatcherLike | None,
+    ) -> None:
+        if state.best_face is None or face.quality > state.best_face.quality:
+            state.best_face = face
+        if (
+            matcher is None
+            or face.quality < self.config.faces.min_quality
+            or state.embeds >= MAX_EMBEDS_PER_TRACK
+            or face.quality < state.embedded_quality + QUALITY_STEP
+        ):
+            return
+        vector = self.stages.embedder.embed(frame.image, face)
+        state.embeds += 1
+        state.embedded_quality = face.quality
+        state.vector = vector
+        match = matcher.match(vector)
+        if match is not None and (state.match is None or match.score > state.match.score):
+            state.match = match
+            state.match_snapshot = self._snapshot(frame, track, active, faces, keep=track.track_id)
+            log.info(
+                "camera %s track %d matched %s on %s (%.3f)",
+                self.camera,
+                track.track_id,
+                match.person_name,
+                match.watchlist_name,
+                match.score,
+            )
+
+    # -- snapshots ---------------------------------------------------------------
+    def _snapshot(
+        self,
+        frame: Frame,
+        track: Track,
+        active: list[Track],
+        faces: dict[int, Face],
+        keep: int | None,
+    ) -> Snapshot:
+        """Crop around the track; list every head and face in it that must be hidden.
+
+        ``keep`` is the id of a matched track whose face stays visible for review.
+        """
+        h, w = frame.height, frame.width
+        x1, y1, x2, y2 = track.box
+        mx, my = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
+        cx1, cy1 = max(0, int(x1 - mx)), max(0, int(y1 - my))
+        cx2, cy2 = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+        if cx2 <= cx1 or cy2 <= cy1:
+            cx1, cy1, cx2, cy2 = 0, 0, w, h
+        crop = frame.image[cy1:cy2, cx1:cx2].copy()
+        offset = np.array([cx1, cy1, cx1, cy1], np.float32)
+        hide = [b - offset for b in privacy_boxes(active, faces, keep=keep)]
+        redact = clip_boxes(np.array(hide, np.float32).reshape(-1, 4), crop.shape[1], crop.shape[0])
+        return Snapshot(
+            image=crop,
+            box=(track.box - offset).astype(np.float32),
+            frame_box=np.array([cx1, cy1, cx2, cy2], np.float32),
+            redact_boxes=redact,
+            frame_index=frame.index,
+            time=frame.time,
+        )
+
+    def _finalise_snapshot(self, snapshot: Snapshot, keep_face: bool) -> Snapshot:
+        """Belt and braces: also hide any face the face detector finds in the crop
+        itself (a person the object detector missed), unless it is the kept face."""
+        detector = self.stages.face_detector
+        if detector is None:
+            return snapshot
+        extra = [grow(f.box, FACE_GROW) for f in detector.detect(snapshot.image)]
+        if keep_face:
+            extra = [b for b in extra if not _inside_head(b, snapshot.box)]
+        if not extra:
+            return snapshot
+        boxes = np.vstack([snapshot.redact_boxes.reshape(-1, 4), np.array(extra, np.float32)])
+        h, w = snapshot.image.shape[:2]
+        return Snapshot(
+            snapshot.image,
+            snapshot.box,
+            snapshot.frame_box,
+            clip_boxes(boxes, w, h),
+            snapshot.frame_index,
+            snapshot.time,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+    def _state_for(self, track: Track, frame: Frame) -> _TrackState:
+        state = self._states.get(track.track_id)
+        if state is None:
+            state = _TrackState(track.track_id, track.label, frame.time, frame.time)
+            self._states[track.track_id] = state
+        return state
+
+    def _active_tracks(self) -> list[Track]:
+        return list(getattr(self, "_last_active", []))
+
+    def _views(self, tracks: list[Track]) -> list[TrackView]:
+        return [
+            TrackView(t, None, self._states[t.track_id].match)
+            for t in tracks
+            if t.track_id in self._states
+        ]
+
+    def _ended_events(self, ended_tracks: list[Track], frame: Frame) -> list[Event]:
+        events = []
+        for track in ended_tracks:
+            event = self._event(self._states.pop(track.track_id, None))
+            if event is not None:
+                events.append(event)
+        if ended_tracks:
+            ended_ids = {t.track_id for t in ended_tracks}
+            self._last_active = [t for t in self._active_tracks() if t.track_id not in ended_ids]
+        return events
+
+    def _event(self, state: _TrackState | None) -> Event | None:
+        if state is None or state.snapshot is None:
+            return None
+        matched = state.match is not None
+        # Dropping the state drops the face vector with it: it is never emitted.
+        state.vector = None
+        return Event(
+            camera=self.camera,
+            track_id=state.track_id,
+            label=state.label,
+            started_at=state.started_at,
+            ended_at=state.ended_at,
+            best_score=float(state.best_score),
+            frames=state.frames,
+            snapshot=self._finalise_snapshot(state.snapshot, keep_face=False),
+            match=state.match,
+            match_snapshot=(
+                self._finalise_snapshot(state.match_snapshot, keep_face=True) if matched else None
+            ),
+        )
+
+
+# -- pure helpers --------------------------------------------------------------
+def grow(box: np.ndarray, fraction: float) -> np.ndarray:
+    """Grow a box by ``fraction`` of its size on every side."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    dx, dy = (x2 - x1) * fraction, (y2 - y1) * fraction
+    return np.array([x1 - dx, y1 - dy, x2 + dx, y2 + dy], np.float32)
+
+
+def head_box(person_box: np.ndarray) -> np.ndarray:
+    """The top of a person box, where the head is, for pixelation."""
+    x1, y1, x2, y2 = (float(v) for v in person_box)
+    return np.array([x1, y1, x2, y1 + (y2 - y1) * HEAD_FRACTION], np.float32)
+
+
+def privacy_boxes(
+    tracks: list[Track], faces: dict[int, Face], keep: int | set[int] | None
+) -> list[np.ndarray]:
+    """Every head region and face box in a frame except those of the kept track(s).
+
+    >>> t = Track(1, 0, np.array([0, 0, 10, 100], np.float32), 0.9)
+    >>> privacy_boxes([t], {}, keep=None)[0].tolist()
+    [0.0, 0.0, 10.0, 28.0]
+    >>> privacy_boxes([t], {}, keep=1)
+    []
+    """
+    kept = {keep} if isinstance(keep, int) else set(keep or ())
+    boxes = []
+    for track in tracks:
+        if track.track_id in kept or track.class_id != PERSON:
+            continue
+        boxes.append(head_box(track.box))
+        face = faces.get(track.track_id)
+        if face is not None:
+            boxes.append(grow(face.box, FACE_GROW))
+    return boxes
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip boxes to an image and drop the ones left empty."""
+    if len(boxes) == 0:
+        return np.zeros((0, 4), np.float32)
+    out = boxes.copy()
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+    keep = (out[:, 2] - out[:, 0] >= 1) & (out[:, 3] - out[:, 1] >= 1)
+    return out[keep].astype(np.float32)
+
+
+def _inside_head(face_box: np.ndarray, person_box: np.ndarray) -> bool:
+    """Whether a face box's centre lies in the head region of a person box."""
+    cx, cy = (face_box[0] + face_box[2]) / 2, (face_box[1] + face_box[3]) / 2
+    hx1, hy1, hx2, hy2 = grow(head_box(person_box), 0.3)
+    return bool(hx1 <= cx <= hx2 and hy1 <= cy <= hy2)

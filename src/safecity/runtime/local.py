@@ -1,0 +1,240 @@
+"""Runs camera pipelines on one machine.
+
+``analyze_one`` runs one source to its end; ``CameraFleet`` runs every camera of a
+config at once, each in its own thread with reconnect and backoff, so one
+dropped camera never stops the others. Models are loaded once and shared: the
+heavy work (decoding, ONNX Runtime, dlib) releases the GIL.
+
+Writes are all-or-nothing for a file: its events are stored in one transaction
+only after the file decoded to its end, so a corrupt or truncated file leaves no
+rows. Live sources store each event as its track ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+
+from safecity.config import CameraConfig, SafecityConfig
+from safecity.errors import SafecityError, SourceError
+from safecity.events import Event
+from safecity.pipeline import CameraPipeline, FrameResult, MatcherProvider, Stages
+
+log = logging.getLogger(__name__)
+
+#: Receives finished events; returns their ids. The store sink is one.
+EventWriter = Callable[[list[Event]], list[int]]
+
+
+@dataclass
+class CameraStats:
+    """Health figures of one camera, for logs, the CLI and later the console."""
+
+    camera: str
+    frames_in: int = 0
+    frames_analysed: int = 0
+    events: int = 0
+    reconnects: int = 0
+    detector_ms: list[float] = field(default_factory=list)
+    lag_s: float = 0.0
+    state: str = "starting"
+    last_error: str = ""
+
+    def record(self, result: FrameResult) -> None:
+        self.frames_in += 1
+        if result.analysed:
+            self.frames_analysed += 1
+            self.detector_ms.append(result.timings_ms.get("detector", 0.0))
+            del self.detector_ms[:-200]  # a rolling window is enough for health
+        self.lag_s = max(0.0, (datetime.now(UTC) - result.frame.time).total_seconds())
+
+    @property
+    def detector_ms_median(self) -> float:
+        return median(self.detector_ms) if self.detector_ms else 0.0
+
+
+@dataclass
+class AnalyzeReport:
+    camera: str
+    source: str
+    frames_in: int
+    frames_analysed: int
+    seconds: float
+    event_ids: list[int]
+    events: list[Event]
+    annotated_video: Path | None
+
+
+def is_live(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def analyze_one(
+    camera: CameraConfig,
+    config: SafecityConfig,
+    stages: Stages,
+    write: EventWriter,
+    matcher_for: MatcherProvider | None = None,
+    annotated_video: Path | None = None,
+    start_time: datetime | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
+) -> AnalyzeReport:
+    """Run one source to its end and store its events.
+
+    A file is all-or-nothing: if it turns out corrupt part-way, ``SourceError`` is
+    raised, nothing is stored and no annotated video is left behind.
+    """
+    from safecity.video.annotate import draw, open_writer
+    from safecity.video.source import open_source
+
+    started = time.perf_counter()
+    source = open_source(camera, start_time=start_time or datetime.now(UTC))
+    fps = camera.fps or source.info.fps or 10.0
+    pipeline = CameraPipeline(camera.name, config, stages, fps=fps, matcher_for=matcher_for)
+    live = is_live(camera.url)
+    writer = None
+    pending: list[Event] = []
+    ids: list[int] = []
+    try:
+        for frame in source:
+            result = pipeline.process(frame)
+            if on_frame is not None:
+                on_frame(result)
+            if annotated_video is not None:
+                if writer is None:
+                    writer = open_writer(annotated_video, fps, frame.width, frame.height)
+                writer.write(draw(result))
+            if live and result.ended:
+                ids += write(result.ended)
+            else:
+                pending += result.ended
+        pending += pipeline.finish()
+        ids += write(pending)
+        video = writer.close() if writer is not None else None
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        source.close()
+    return AnalyzeReport(
+        camera=camera.name,
+        source=camera.url,
+        frames_in=pipeline.frames_in,
+        frames_analysed=pipeline.frames_analysed,
+        seconds=time.perf_counter() - started,
+        event_ids=ids,
+        events=pending,
+        annotated_video=video,
+    )
+
+
+class CameraFleet:
+    """Every enabled camera of a config, each in a thread, until stopped.
+
+    A live source that drops is reopened with exponential backoff
+    (``config.reconnect``); the other cameras keep going meanwhile. A file camera
+    ends at its end unless ``loop`` is set.
+    """
+
+    def __init__(
+        self,
+        config: SafecityConfig,
+        stages: Stages,
+        write: EventWriter,
+        matcher_for: MatcherProvider | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.stages = stages
+        self.write = write
+        self.matcher_for = matcher_for
+        self.stop = stop or threading.Event()
+        cameras = [c for c in config.cameras if c.enabled]
+        self.stats = {c.name: CameraStats(c.name) for c in cameras}
+        self._threads = [
+            threading.Thread(target=self._run_camera, args=(c,), name=f"camera-{c.name}", daemon=True)
+            for c in cameras
+        ]
+        self._write_lock = threading.Lock()
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def _store(self, events: list[Event], stats: CameraStats) -> None:
+        if not events:
+            return
+        with self._write_lock:
+            try:
+                self.write(events)
+                stats.events += len(events)
+            except SafecityError as exc:
+                # The database went away: say so, keep analysing; these events are lost
+                # rather than half-written.
+                stats.last_error = str(exc)
+                log.error("camera %s: %d event(s) not stored: %s", stats.camera, len(events), exc)
+
+    def _run_camera(self, camera: CameraConfig) -> None:
+        from safecity.video.source import ReconnectingSource
+
+        stats = self.stats[camera.name]
+        pipeline: CameraPipeline | None = None
+
+        def on_reconnect(attempt: int, error: str) -> None:
+            stats.reconnects += 1
+            stats.state = "reconnecting"
+            stats.last_error = error
+
+        try:
+            source = ReconnectingSource(
+                camera, self.config.reconnect, stop=self.stop, on_reconnect=on_reconnect
+            )
+            for frame in _until(source, self.stop):
+                if pipeline is None:
+                    fps = camera.fps or getattr(source, "fps", None) or 10.0
+                    pipeline = CameraPipeline(
+                        camera.name, self.config, self.stages, fps=fps, matcher_for=self.matcher_for
+                    )
+                stats.state = "running"
+                result = pipeline.process(frame)
+                stats.record(result)
+                self._store(result.ended, stats)
+            stats.state = "stopped"
+        except SafecityError as exc:
+            stats.state = "failed"
+            stats.last_error = str(exc)
+            log.error("camera %s stopped: %s", camera.name, exc)
+        except Exception as exc:  # one camera's bug must not take the others down
+            stats.state = "failed"
+            stats.last_error = f"internal error: {exc!r}"
+            log.exception("camera %s crashed", camera.name)
+        finally:
+            if pipeline is not None:
+                self._store(pipeline.finish(), stats)
+
+
+def _until(frames: Iterable, stop: threading.Event) -> Iterable:
+    for frame in frames:
+        if stop.is_set():
+            return
+        yield frame
+
+
+__all__ = ["AnalyzeReport", "CameraFleet", "CameraStats", "SourceError", "analyze_one", "is_live"]
