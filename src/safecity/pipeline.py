@@ -160,7 +160,7 @@ class CameraPipeline:
             moving = self.motion.update(frame).moving
             timings["motion"] = (time.perf_counter() - t0) * 1000
         if not moving:
-            ended = self._ended_events(self.tracker.update(None, frame.pts), frame)
+            ended = self._ended_events(self.tracker.update(None, frame.pts).ended, frame)
             return FrameResult(frame, False, self._views(self._active_tracks()), ended, timings)
 
         self.frames_analysed += 1

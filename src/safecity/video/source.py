@@ -1,0 +1,508 @@
+"""Video sources: files and network streams decoded by PyAV into :class:`Frame` values.
+
+>>> # with open_source(CameraConfig(name="gate", url="clip.mp4", fps=5)) as source:
+>>> #     for frame in source: ...
+
+Local files (AVI, MP4, GIF, anything FFmpeg reads), ``rtsp://`` (TCP by
+default), ``http(s)://`` MJPEG (multipart) and HLS or progressive files.
+
+How a source ends, and why it matters: a :class:`VideoSource` yields every frame
+that decodes and then either stops (``ended_cleanly`` becomes True) or raises
+:class:`SourceError` ("camera 'x' stopped after frame 123: the file is truncated
+or corrupt"). A file is judged strictly — a corrupt packet, a decoder error, a
+missing GIF trailer or fewer packets than the header announces all raise — so a
+caller that stores results only after the loop finishes never commits a partial
+analysis of a damaged file. Live streams tolerate a few undecodable packets, as
+network streams lose data; :class:`ReconnectingSource` reopens them when they drop.
+
+Times: ``pts`` counts seconds from the stream's start. For a file (or any source
+with a known duration) ``time`` is a start time plus ``pts`` so that a run is
+reproducible; for a live stream it is the wall-clock time the frame arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as _time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import av
+import av.error
+
+from safecity.config import CameraConfig, ReconnectConfig
+from safecity.errors import SourceError
+from safecity.vision.types import Frame
+
+log = logging.getLogger(__name__)
+
+# FFmpeg's AVFMT_NOTIMESTAMPS: the demuxer invents timestamps (MJPEG over HTTP
+# counts frames at an assumed 25 fps), so live frames are timed on arrival instead.
+_NO_TIMESTAMPS = 0x0080
+# A pts within this of the next sampling slot still takes it (float rounding).
+_PTS_SLACK = 1e-3
+# A live stream may lose packets; this many undecodable ones in a row means it is broken.
+_MAX_LIVE_DECODE_ERRORS = 25
+# Containers may count one frame more than they hold; more than this missing is truncation.
+_FRAME_COUNT_SLACK = 1
+_GIF_TRAILER = b"\x3b"
+
+
+def is_network(url: str) -> bool:
+    """True for URLs FFmpeg fetches over a network (rtsp, http, …), False for files."""
+    return "://" in url and not url.startswith("file://")
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for messages and logs.
+
+    >>> redact_url("rtsp://admin:secret@10.0.0.5/live")
+    'rtsp://admin:***@10.0.0.5/live'
+    """
+    if not is_network(url):
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("@")[-1]
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source says about itself when opened."""
+
+    url: str  # with any password hidden
+    format: str  # FFmpeg demuxer, e.g. "avi", "mov,mp4,…", "mpjpeg", "rtsp"
+    codec: str  # e.g. "h264", "msmpeg4", "gif", "mjpeg"
+    width: int
+    height: int
+    fps: float | None  # nominal frame rate; None when the stream does not say
+    frames: int | None  # frame count from the header; None when unknown (live)
+    duration_s: float | None  # None for live streams
+    live: bool  # no known duration: frames are timed on arrival and may drop
+
+
+def probe(url: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") -> SourceInfo:
+    """Open ``url``, read its stream parameters and close it.
+
+    >>> # probe("clip.mp4").fps
+    """
+    container, stream = _open(url, f"'{redact_url(url)}'", timeout_s, rtsp_transport)
+    try:
+        return _describe(url, container, stream)
+    finally:
+        container.close()
+
+
+def open_source(camera: CameraConfig, start_time: datetime | None = None) -> VideoSource:
+    """Open a camera's source now (raises :class:`SourceError` if it cannot be opened).
+
+    ``start_time`` is the wall-clock time of a file's first frame; without it the
+    file's ``creation_time`` tag is used, else its modification time.
+    """
+    return VideoSource(camera, start_time=start_time)
+
+
+class VideoSource:
+    """An iterator of :class:`Frame` from one camera; see the module docstring.
+
+    ``camera.fps`` keeps at most that many frames a second (by pts); the others
+    are decoded (the codec needs them) but never converted to arrays.
+    ``camera.keyframes_only`` asks the decoder to skip all but keyframes.
+    ``camera.loop`` replays a file from the start with pts and index running on.
+    """
+
+    def __init__(self, camera: CameraConfig, start_time: datetime | None = None) -> None:
+        self.camera = camera
+        self.ended_cleanly = False
+        self.frames_decoded = 0  # every frame the decoder returned (Frame.index of the next)
+        self.frames_yielded = 0
+        self._what = f"camera '{camera.name}'"
+        self._period = None if camera.fps is None else 1.0 / camera.fps
+        self._next_due: float | None = None
+        self._closed = False
+        self._container, self._stream = self._open()
+        self.info = _describe(camera.url, self._container, self._stream)
+        self.live = self.info.live
+        self._start_time = None if self.live else (start_time or self._file_start_time())
+        self._frames = self._run()
+
+    @property
+    def fps(self) -> float | None:
+        """Rate frames come out at: the sampling rate, else the stream's nominal rate."""
+        nominal = self.info.fps
+        if self.camera.fps is None:
+            return nominal
+        return self.camera.fps if nominal is None else min(self.camera.fps, nominal)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        return next(self._frames)
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the decoder and any connection; safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._frames.close()
+            self._container.close()
+
+    # -- internals -------------------------------------------------------------
+    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+        container, stream = _open(
+            self.camera.url, self._what, self.camera.timeout_s, self.camera.rtsp_transport
+        )
+        ctx = stream.codec_context
+        ctx.thread_type = "AUTO"
+        if self.camera.keyframes_only:
+            ctx.skip_frame = "NONKEY"
+        return container, stream
+
+    def _file_start_time(self) -> datetime:
+        tag = self._container.metadata.get("creation_time")
+        if tag:
+            try:
+                parsed = datetime.fromisoformat(tag.replace("Z", "+00:00"))
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            except ValueError:
+                pass
+        if not is_network(self.camera.url):
+            return datetime.fromtimestamp(_local_path(self.camera.url).stat().st_mtime, UTC)
+        return datetime.now(UTC)
+
+    def _due(self, pts: float) -> bool:
+        """Sampling: keep a frame when its pts reaches the next slot of 1/fps."""
+        if self._period is None:
+            return True
+        if self._next_due is not None and pts < self._next_due - _PTS_SLACK:
+            return False
+        if self._next_due is None or pts > self._next_due + self._period:
+            self._next_due = pts + self._period  # first frame, or after a gap: restart the grid
+        else:
+            self._next_due += self._period
+        return True
+
+    def _run(self) -> Iterator[Frame]:
+        pts_offset = 0.0
+        try:
+            while True:
+                count_before = self.frames_decoded
+                last_pts = pts_offset
+                for frame in self._decode(pts_offset):
+                    last_pts = frame.pts
+                    yield frame
+                if not (self.camera.loop and not self.live) or self.frames_decoded == count_before:
+                    self.ended_cleanly = True
+                    return
+                # Loop: continue one frame period after the last frame.
+                pts_offset = last_pts + 1.0 / (self.info.fps or 25.0)
+                self._container.close()
+                self._container, self._stream = self._open()
+        finally:
+            self._container.close()
+
+    def _decode(self, pts_offset: float) -> Iterator[Frame]:
+        stream, live = self._stream, self.live
+        timed_on_arrival = live and bool(self._container.format.flags & _NO_TIMESTAMPS)
+        base = Fraction(stream.time_base) if stream.time_base else None
+        first_pts: int | None = None if live else (stream.start_time or 0)
+        t0: float | None = None
+        last_pts = -1.0
+        packets = errors = count = 0
+        demuxer = self._container.demux(stream)
+        while True:
+            try:
+                packet = next(demuxer)
+            except StopIteration:
+                break
+            except (av.error.FFmpegError, OSError) as exc:
+                raise self._broken(_reason(exc, self.camera.timeout_s)) from None
+            if packet.size:
+                packets += 1
+                if packet.is_corrupt and not live:
+                    raise self._broken("the file is truncated or corrupt")
+            try:
+                decoded = packet.decode()
+            except (av.error.FFmpegError, OSError) as exc:
+                if not live:
+                    reason = f"the file is truncated or corrupt ({_strerror(exc)})"
+                    raise self._broken(reason) from None
+                errors += 1
+                if errors >= _MAX_LIVE_DECODE_ERRORS:
+                    reason = "the stream keeps sending data that does not decode"
+                    raise self._broken(reason) from None
+                continue
+            errors = 0
+            for av_frame in decoded:
+                index = self.frames_decoded
+                self.frames_decoded += 1
+                count += 1
+                now = _time.monotonic()
+                if t0 is None:
+                    t0 = now
+                if timed_on_arrival or av_frame.pts is None or base is None:
+                    pts = now - t0 if live else (count - 1) / (self.info.fps or 25.0)
+                else:
+                    if first_pts is None:
+                        first_pts = av_frame.pts
+                    pts = float((av_frame.pts - first_pts) * base)
+                # Live timestamps can jump back at a discontinuity; keep them ordered.
+                pts = max(pts + pts_offset, last_pts) if live else pts + pts_offset
+                last_pts = pts
+                if not self._due(pts):
+                    continue
+                wall = (
+                    datetime.now(UTC)
+                    if self._start_time is None
+                    else self._start_time + timedelta(seconds=pts)
+                )
+                image = av_frame.to_ndarray(format="bgr24")
+                self.frames_yielded += 1
+                yield Frame(self.camera.name, index, pts, wall, image)
+        if not live:
+            self._check_complete(packets)
+
+    def _check_complete(self, packets: int) -> None:
+        """A file that ends without error may still be cut short: compare with its header."""
+        expected = self.info.frames
+        if expected and packets < expected - _FRAME_COUNT_SLACK:
+            raise self._broken(
+                f"the file is truncated ({packets} of the {expected} frames its header announces)"
+            )
+        if self._stream.codec_context.name == "gif" and not is_network(self.camera.url):
+            path = _local_path(self.camera.url)
+            with path.open("rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 1))
+                if fh.read(1) != _GIF_TRAILER:
+                    raise self._broken("the GIF file is truncated (its end marker is missing)")
+
+    def _broken(self, reason: str) -> SourceError:
+        if self.frames_decoded == 0:
+            return SourceError(f"{self._what} stopped before its first frame: {reason}")
+        return SourceError(f"{self._what} stopped after frame {self.frames_decoded - 1}: {reason}")
+
+
+class ReconnectingSource:
+    """Frames from a camera, reopened with exponential backoff whenever a live stream drops.
+
+    Index and pts run on across reconnects (pts also counts the time spent
+    offline), so trackers and samplers downstream see one continuous stream.
+    A file is passed through: its end ends iteration and its errors propagate.
+    Backoff waits ``initial_s``, doubling up to ``max_s``; after
+    ``max_attempts`` failed attempts in a row :class:`SourceError` is raised.
+    ``on_reconnect(attempt, error)`` is called before each attempt (attempt counts
+    from 1 within one outage). Setting ``stop`` ends iteration at the next frame
+    or during a wait (a blocked read returns within ``camera.timeout_s``).
+
+    >>> # for frame in ReconnectingSource(camera, config.reconnect, stop=event): ...
+    """
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        reconnect: ReconnectConfig,
+        stop: threading.Event | None = None,
+        *,
+        on_reconnect: Callable[[int, str], None] | None = None,
+        wait: Callable[[float], bool] | None = None,
+        opener: Callable[[CameraConfig], VideoSource] = open_source,
+    ) -> None:
+        self.camera = camera
+        self.config = reconnect
+        self.stop = stop or threading.Event()
+        self.on_reconnect = on_reconnect
+        # Waiting on the stop event makes a stop interrupt the backoff at once.
+        self._wait = wait or self.stop.wait
+        self._opener = opener
+        self.reconnects = 0  # attempts made after a drop or a failed open
+        self.sessions = 0  # successful opens
+        self.fps: float | None = None
+        self._source: VideoSource | None = None
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (1, 2, …)."""
+        return min(self.config.initial_s * 2 ** (attempt - 1), self.config.max_s)
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        name = self.camera.name
+        attempt = 0  # failed attempts in a row; 0 while the stream is healthy
+        error = ""
+        index_offset = 0
+        pts_offset = 0.0
+        last: tuple[int, float, float] | None = None  # index, pts, monotonic of the last frame
+        while not self.stop.is_set():
+            if error:
+                attempt += 1
+                if self.config.max_attempts is not None and attempt > self.config.max_attempts:
+                    raise SourceError(
+                        f"camera '{name}' gave up after {self.config.max_attempts} reconnect "
+                        f"attempts: {error}"
+                    )
+                delay = self.backoff(attempt)
+                log.warning(
+                    "camera %s: reconnect attempt %d in %.3g s (%s)", name, attempt, delay, error
+                )
+                if self._wait(delay) or self.stop.is_set():
+                    return
+                self.reconnects += 1
+                if self.on_reconnect is not None:
+                    self.on_reconnect(attempt, error)
+            try:
+                source = self._opener(self.camera)
+            except SourceError as exc:
+                if not is_network(self.camera.url):
+                    raise  # a missing or unreadable file does not heal by waiting
+                error = str(exc)
+                continue
+            self._source = source
+            self.sessions += 1
+            self.fps = source.fps
+            if attempt:
+                log.info("camera %s: reconnected after %d attempt(s)", name, attempt)
+            first = True
+            try:
+                for frame in source:
+                    if first:
+                        first = False
+                        attempt = 0
+                        if last is not None:
+                            index_offset = last[0] + 1 - frame.index
+                            pts_offset = last[1] + (_time.monotonic() - last[2]) - frame.pts
+                    out = Frame(
+                        frame.camera,
+                        frame.index + index_offset,
+                        frame.pts + pts_offset,
+                        frame.time,
+                        frame.image,
+                    )
+                    last = (out.index, out.pts, _time.monotonic())
+                    yield out
+                    if self.stop.is_set():
+                        return
+                if not source.live:
+                    return
+                error = "the stream ended"
+            except SourceError as exc:
+                if not source.live:
+                    raise
+                error = str(exc)
+            finally:
+                source.close()
+                self._source = None
+
+
+# -- helpers -----------------------------------------------------------------------
+def _local_path(url: str) -> Path:
+    return Path(url[len("file://") :] if url.startswith("file://") else url)
+
+
+def _strerror(exc: BaseException) -> str:
+    # FFmpeg errors carry the URL (and so any password) in str(exc): use strerror only.
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
+def _reason(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, av.error.ExitError | TimeoutError):
+        return f"no data within {timeout_s:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(exc, av.error.HTTPError):
+        return f"the server answered: {_strerror(exc)}"
+    return _strerror(exc).rstrip(".").lower()
+
+
+def _open(
+    url: str, what: str, timeout_s: float, rtsp_transport: str
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    network = is_network(url)
+    shown = redact_url(url)
+    options: dict[str, str] = {}
+    if network:
+        if urlsplit(url).scheme.lower() in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = rtsp_transport
+        target, timeout = url, (timeout_s, timeout_s)
+    else:
+        path = _local_path(url)
+        if not path.exists():
+            raise SourceError(f"cannot open {what}: file not found ({path})")
+        if path.is_dir():
+            raise SourceError(f"cannot open {what}: {path} is a directory, not a video file")
+        target, timeout = str(path), None
+    try:
+        container = av.open(target, options=options, timeout=timeout)
+    except av.error.InvalidDataError:
+        reason = (
+            "the server did not send a video stream FFmpeg understands"
+            if network
+            else "the file is not a video, or is damaged"
+        )
+        raise SourceError(f"cannot open {what}: {reason} ({shown})") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise SourceError(f"cannot open {what}: {_reason(exc, timeout_s)} ({shown})") from None
+    fmt = container.format.name
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"cannot open {what}: it has no video stream ({shown})")
+    if fmt.endswith("_pipe") or fmt == "image2":
+        container.close()
+        raise SourceError(f"cannot open {what}: it is a still image, not a video ({shown})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or not stream.codec_context.name:
+        container.close()
+        raise SourceError(f"cannot open {what}: its video codec cannot be decoded ({shown})")
+    return container, stream
+
+
+def _describe(
+    url: str, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> SourceInfo:
+    duration: float | None = None
+    if container.duration is not None and container.duration > 0:
+        duration = container.duration / av.time_base
+    elif stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    no_timestamps = bool(container.format.flags & _NO_TIMESTAMPS)
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate and not no_timestamps else None
+    return SourceInfo(
+        url=redact_url(url),
+        format=container.format.name,
+        codec=stream.codec_context.name,
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        fps=fps,
+        frames=stream.frames or None,
+        duration_s=duration,
+        live=is_network(url) and duration is None,
+    )
+
+
+__all__ = [
+    "ReconnectingSource",
+    "SourceInfo",
+    "VideoSource",
+    "is_network",
+    "open_source",
+    "probe",
+    "redact_url",
+]
