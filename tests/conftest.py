@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Local MJPEG/file servers and closed ports, for network-source tests.
+pytest_plugins = ["servers"]
+
 
 def _data_dir() -> Path | None:
     env = os.environ.get("SAFECITY_TEST_DATA")

@@ -1,4 +1,5 @@
-"""Real local servers for the network sources: MJPEG over HTTP, static files, a silent port."""
+"""Real local servers for network sources (MJPEG over HTTP, static files, a silent
+port), loaded as a pytest plugin by tests/conftest.py so every test folder can use them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,230 @@
+"""Enrolment: photos of one person → face templates on an authorised watchlist.
+
+Every photo is checked first (readable image, exactly one face, large and clear
+enough); if any photo is refused, nothing is stored: no person row, no
+template. Only then are the faces embedded and written, in one transaction.
+The photos themselves are not kept, only their sha256 (to know what was
+enrolled, and to skip a photo enrolled twice).
+
+>>> result = enroll(store, "missing-persons", "Jane Doe", [Path("jane.jpg")],  # doctest: +SKIP
+...                 detector=FaceDetector(FacesConfig()), embedder=make_embedder())
+>>> result.templates  # doctest: +SKIP
+1
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+
+from safecity.errors import AuthorisationError, EnrolmentError
+from safecity.identity.watchlists import get_watchlist
+from safecity.store.db import Store
+from safecity.store.schema import Person, Template
+from safecity.vision.types import Face
+
+# An enrolment photo is a deliberate, close portrait: ask for a face wide enough
+# that size barely limits recognition (dlib's chip is 150 px for ~100 px faces;
+# 98 % of LFW's 250x250 portraits have a face at least 80 px wide).
+MIN_FACE_WIDTH = 64
+# face_quality (size x sharpness x pose, 0..1) below this means blurred or turned
+# away; such a template would hurt every later match of this person.
+MIN_QUALITY = 0.5
+
+
+class _FaceFinder(Protocol):
+    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
+
+
+class _Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EnrolResult:
+    """What one enrolment stored."""
+
+    person_id: int
+    person_name: str
+    watchlist_id: int
+    watchlist_name: str
+    embedder: str
+    templates: int  # templates added now
+    template_ids: tuple[int, ...]
+    skipped: int  # photos already enrolled for this person with this embedder
+    created_person: bool  # False when the person was already on the watchlist
+
+
+@dataclass(frozen=True)
+class _Photo:
+    path: Path
+    sha256: str
+    image: np.ndarray
+    face: Face
+
+
+def read_image(path: Path) -> tuple[np.ndarray, str]:
+    """Decode a photo (BGR, EXIF orientation applied) and its sha256; EnrolmentError if not."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise EnrolmentError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise EnrolmentError(f"{path}: is a folder, not an image") from None
+    except OSError as error:
+        raise EnrolmentError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if not data:
+        raise EnrolmentError(f"{path}: not an image (the file is empty)")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise EnrolmentError(
+            f"{path}: not an image (OpenCV cannot decode it as JPEG, PNG or another image format)"
+        )
+    return image, hashlib.sha256(data).hexdigest()
+
+
+def check_photo(
+    path: Path,
+    detector: _FaceFinder,
+    *,
+    min_face_width: int = MIN_FACE_WIDTH,
+    min_quality: float = MIN_QUALITY,
+) -> _Photo:
+    """Load a photo and find its one usable face, or raise EnrolmentError saying why not."""
+    image, digest = read_image(path)
+    faces = detector.detect(image)
+    if not faces:
+        raise EnrolmentError(f"no face found in {path}")
+    if len(faces) > 1:
+        raise EnrolmentError(
+            f"{len(faces)} faces found in {path}; use a photo with exactly one face"
+        )
+    face = faces[0]
+    if face.width < min_face_width:
+        raise EnrolmentError(
+            f"the face in {path} is {face.width:.0f} px wide, too small; "
+            f"use a photo where it is at least {min_face_width} px wide"
+        )
+    if face.quality < min_quality:
+        raise EnrolmentError(
+            f"the face in {path} is too blurred or turned away (quality {face.quality:.2f}, "
+            f"needs {min_quality:.2f}); use a sharp, frontal photo"
+        )
+    return _Photo(Path(path), digest, image, face)
+
+
+def _vector(embedder: _Embedder, photo: _Photo) -> bytes:
+    vector = np.asarray(embedder.embed(photo.image, photo.face), np.float32).reshape(-1)
+    if vector.shape != (embedder.dim,) or not np.isfinite(vector).all():
+        raise EnrolmentError(f"the {embedder.name} embedder gave no usable vector for {photo.path}")
+    if abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3:
+        raise EnrolmentError(
+            f"the {embedder.name} embedder gave a non-unit vector for {photo.path}"
+        )
+    return vector.astype("<f4").tobytes()
+
+
+def enroll(
+    store: Store,
+    watchlist: str,
+    person: str,
+    images: Sequence[Path],
+    detector: _FaceFinder,
+    embedder: _Embedder,
+    *,
+    min_face_width: int = MIN_FACE_WIDTH,
+    min_quality: float = MIN_QUALITY,
+    now: datetime | None = None,
+) -> EnrolResult:
+    """Enrol ``person`` on ``watchlist`` from ``images`` (one face each); all or nothing.
+
+    Raises :class:`EnrolmentError` (a photo refused, naming every refused photo),
+    :class:`~safecity.identity.watchlists.WatchlistError` (no such watchlist) or
+    :class:`AuthorisationError` (the watchlist's authorisation has expired).
+    A person already on the watchlist gets the new templates added.
+    """
+    person = (person or "").strip()
+    if not person:
+        raise EnrolmentError("give the name of the person to enrol")
+    if not images:
+        raise EnrolmentError(f"no photos given to enrol '{person}'")
+    info = get_watchlist(store, watchlist)
+    now = now or datetime.now(UTC)
+    if now >= info.valid_until:
+        raise AuthorisationError(
+            f"the authorisation of watchlist '{info.name}' expired on "
+            f"{info.valid_until.isoformat()}; enrolment refused"
+        )
+
+    # Check every photo before storing anything, and report every refusal at once.
+    photos: list[_Photo] = []
+    refusals: list[str] = []
+    for path in images:
+        try:
+            photos.append(
+                check_photo(path, detector, min_face_width=min_face_width, min_quality=min_quality)
+            )
+        except EnrolmentError as error:
+            refusals.append(str(error))
+    if refusals:
+        prefix = "" if len(refusals) == 1 else f"{len(refusals)} of {len(images)} photos refused: "
+        raise EnrolmentError(prefix + "; ".join(refusals) + "; nothing was enrolled")
+
+    unique = list({p.sha256: p for p in photos}.values())  # the same file given twice
+    vectors = [(photo.sha256, _vector(embedder, photo)) for photo in unique]
+
+    with store.transaction(write=True) as session:
+        row = session.scalar(
+            select(Person).where(Person.watchlist_id == info.id, Person.name == person)
+        )
+        created = row is None
+        if row is None:
+            row = Person(name=person, watchlist_id=info.id)
+            session.add(row)
+            session.flush()
+        known = set(
+            session.scalars(
+                select(Template.source_sha256).where(
+                    Template.person_id == row.id, Template.embedder == embedder.name
+                )
+            )
+        )
+        templates = [
+            Template(
+                person_id=row.id,
+                embedder=embedder.name,
+                dim=int(embedder.dim),
+                vector=blob,
+                source_sha256=digest,
+            )
+            for digest, blob in vectors
+            if digest not in known
+        ]
+        session.add_all(templates)
+        session.flush()
+        result = EnrolResult(
+            person_id=row.id,
+            person_name=person,
+            watchlist_id=info.id,
+            watchlist_name=info.name,
+            embedder=embedder.name,
+            templates=len(templates),
+            template_ids=tuple(t.id for t in templates),
+            skipped=len(images) - len(templates),
+            created_person=created,
+        )
+    return result

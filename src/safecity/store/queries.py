@@ -1,0 +1,201 @@
+"""Reading events back: filters, paging, and the matched person's names joined in.
+
+>>> rows = list_events(store, camera="gate-1", label="person", since=yesterday)  # doctest: +SKIP
+>>> rows[0].person_name, rows[0].snapshot_file  # doctest: +SKIP
+('Jane Doe', PosixPath('/var/lib/safecity/media/gate-1/2024-05-01/3f2a….jpg'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from safecity.store.db import Store, StoreError
+from safecity.store.schema import EventRecord, Person, Watchlist
+
+MAX_LIMIT = 10_000
+
+
+class QueryError(StoreError):
+    """A query's arguments are invalid (negative offset, naive time …)."""
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One stored event as a plain value (JSON-ready with ``dataclasses.asdict``)."""
+
+    id: int
+    uuid: str
+    camera: str
+    track_id: int
+    label: str
+    started_at: datetime
+    ended_at: datetime
+    best_score: float
+    frames: int
+    snapshot_path: str | None  # relative to the media folder
+    snapshot_file: Path | None  # absolute
+    match_snapshot_path: str | None
+    person_id: int | None
+    person_name: str | None
+    watchlist_id: int | None
+    watchlist_name: str | None
+    match_score: float | None
+    match_margin: float | None
+    created_at: datetime
+
+
+def _check_time(name: str, value: datetime | None) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise QueryError(f"{name} must be a timezone-aware time, e.g. 2024-05-01T12:00:00+00:00")
+
+
+def _filtered(
+    query: Select[Any],
+    *,
+    camera: str | None,
+    label: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    person: int | str | None,
+    watchlist: str | None,
+    matched: bool | None,
+    ids: Sequence[int] | None,
+) -> Select[Any]:
+    _check_time("since", since)
+    _check_time("until", until)
+    if camera is not None:
+        query = query.where(EventRecord.camera == camera)
+    if label is not None:
+        query = query.where(EventRecord.label == label)
+    if since is not None:
+        query = query.where(EventRecord.started_at >= since)
+    if until is not None:
+        query = query.where(EventRecord.started_at < until)
+    if isinstance(person, int):
+        query = query.where(EventRecord.match_person_id == person)
+    elif person is not None:
+        query = query.where(Person.name == person)
+    if watchlist is not None:
+        query = query.where(Watchlist.name == watchlist)
+    if matched is not None:
+        has_match = EventRecord.match_person_id.is_not(None)
+        query = query.where(has_match if matched else EventRecord.match_person_id.is_(None))
+    if ids is not None:
+        query = query.where(EventRecord.id.in_([int(i) for i in ids]))
+    return query
+
+
+def _joined(query: Select[Any]) -> Select[Any]:
+    return query.outerjoin(Person, EventRecord.match_person_id == Person.id).outerjoin(
+        Watchlist, EventRecord.match_watchlist_id == Watchlist.id
+    )
+
+
+def list_events(
+    store: Store,
+    camera: str | None = None,
+    label: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    person: int | str | None = None,
+    *,
+    watchlist: str | None = None,
+    matched: bool | None = None,
+    ids: Sequence[int] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[EventRow]:
+    """Events newest first (by start time), filtered and paged.
+
+    ``since``/``until`` bound the start time (``since <= started_at < until``);
+    ``person`` is a person id or name; ``matched`` keeps only events with (True)
+    or without (False) a match; ``ids`` keeps the given event ids.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if offset < 0:
+        raise QueryError(f"offset must be 0 or more, got {offset}")
+    query = _filtered(
+        _joined(select(EventRecord, Person.name, Watchlist.name)),
+        camera=camera,
+        label=label,
+        since=since,
+        until=until,
+        person=person,
+        watchlist=watchlist,
+        matched=matched,
+        ids=ids,
+    )
+    query = query.order_by(EventRecord.started_at.desc(), EventRecord.id.desc())
+    query = query.limit(limit).offset(offset)
+    with store.transaction() as session:
+        found = session.execute(query).all()
+    return [
+        _row(store, record, person_name, watchlist_name)
+        for record, person_name, watchlist_name in found
+    ]
+
+
+def count_events(
+    store: Store,
+    camera: str | None = None,
+    label: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    person: int | str | None = None,
+    *,
+    watchlist: str | None = None,
+    matched: bool | None = None,
+) -> int:
+    """How many events :func:`list_events` would find without paging."""
+    query = _filtered(
+        _joined(select(func.count(EventRecord.id))),
+        camera=camera,
+        label=label,
+        since=since,
+        until=until,
+        person=person,
+        watchlist=watchlist,
+        matched=matched,
+        ids=None,
+    )
+    with store.transaction() as session:
+        return int(session.execute(query).scalar_one())
+
+
+def get_event(store: Store, event_id: int) -> EventRow | None:
+    """One event by id, or None."""
+    rows = list_events(store, ids=[event_id], limit=1)
+    return rows[0] if rows else None
+
+
+def _row(
+    store: Store, record: EventRecord, person_name: str | None, watchlist_name: str | None
+) -> EventRow:
+    return EventRow(
+        id=record.id,
+        uuid=record.uuid,
+        camera=record.camera,
+        track_id=record.track_id,
+        label=record.label,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        best_score=record.best_score,
+        frames=record.frames,
+        snapshot_path=record.snapshot_path,
+        snapshot_file=store.media.path(record.snapshot_path) if record.snapshot_path else None,
+        match_snapshot_path=record.match_snapshot_path,
+        person_id=record.match_person_id,
+        person_name=person_name,
+        watchlist_id=record.match_watchlist_id,
+        watchlist_name=watchlist_name,
+        match_score=record.match_score,
+        match_margin=record.match_margin,
+        created_at=record.created_at,
+    )

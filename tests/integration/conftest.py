@@ -1,0 +1,64 @@
+"""Fixtures for end-to-end runs: real models, real media, a real SQLite store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from safecity.config import SafecityConfig
+
+
+@pytest.fixture(scope="session")
+def config() -> SafecityConfig:
+    return SafecityConfig()
+
+
+@pytest.fixture(scope="session")
+def stages(config):
+    from safecity.pipeline import Stages
+
+    return Stages.load(config)
+
+
+def make_store(folder: Path):
+    from safecity.store import open_store
+
+    return open_store(f"sqlite:///{folder / 'safecity.db'}", folder / "media")
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = make_store(tmp_path)
+    yield opened
+    opened.close()
+
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def authorise_watchlist(store) -> str:
+    """A watchlist authorised for every camera for a day around NOW."""
+    from safecity.identity.watchlists import create_watchlist
+
+    create_watchlist(
+        store,
+        name="wanted",
+        legal_basis="Test Act s.1",
+        authority="Test Court",
+        reference="TC-2026-001",
+        purpose="integration test",
+        valid_from=NOW - timedelta(hours=12),
+        valid_until=NOW + timedelta(hours=12),
+        cameras=None,
+    )
+    return "wanted"
+
+
+@pytest.fixture(scope="session")
+def e2e():
+    """The helpers above, for module-scoped fixtures that build their own store."""
+    import types
+
+    return types.SimpleNamespace(now=NOW, make_store=make_store, authorise=authorise_watchlist)

@@ -1,0 +1,90 @@
+"""A real store on each backend (SQLite file; PostgreSQL scratch schema) and real events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from safecity.events import Event, Snapshot
+from safecity.store import Store, StoreError, open_store
+from safecity.store.testing import scratch_postgres_schema
+from safecity.vision.types import Match
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL to an empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'safecity.db'}"
+        return
+    try:
+        with scratch_postgres_schema() as url:
+            yield url
+    except StoreError as error:
+        pytest.skip(f"PostgreSQL tests skipped: {error}")
+
+
+@pytest.fixture
+def store(backend_url: str, tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(backend_url, tmp_path / "media")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def portrait(data_dir: Path) -> np.ndarray:
+    image = cv2.imread(str(data_dir / "images" / "obama.jpg"))
+    assert image is not None
+    return image
+
+
+def _make_event(
+    image: np.ndarray,
+    *,
+    camera: str = "gate-1",
+    track_id: int = 1,
+    label: str = "person",
+    start: datetime = T0,
+    redact: list[list[float]] | None = None,
+    match: Match | None = None,
+) -> Event:
+    """An event whose snapshot is ``image`` with ``redact`` boxes to pixelate."""
+    h, w = image.shape[:2]
+    snapshot = Snapshot(
+        image=image,
+        box=np.array([0, 0, w, h], np.float32),
+        frame_box=np.array([0, 0, w, h], np.float32),
+        redact_boxes=np.array(redact or [], np.float32).reshape(-1, 4),
+        frame_index=10,
+        time=start,
+    )
+    return Event(
+        camera=camera,
+        track_id=track_id,
+        label=label,
+        started_at=start,
+        ended_at=start + timedelta(seconds=4),
+        best_score=0.8,
+        frames=40,
+        snapshot=snapshot,
+        match=match,
+    )
+
+
+@pytest.fixture
+def make_event():
+    """``make_event(image, camera=, track_id=, label=, start=, redact=, match=) -> Event``."""
+    return _make_event
+
+
+@pytest.fixture
+def media_files():
+    """``media_files(folder)``: every file under a media folder, temp files included."""
+    return lambda folder: sorted(p for p in Path(folder).rglob("*") if p.is_file())
