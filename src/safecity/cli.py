@@ -155,7 +155,7 @@ def watchlist_create(
     reference: Annotated[str, typer.Option(help="reference of the decision or warrant")],
     valid_from: Annotated[str, typer.Option(help="start of validity, ISO 8601")],
     valid_until: Annotated[str, typer.Option(help="end of validity, ISO 8601")],
-    purpose: Annotated[str, typer.Option(help="purpose of the identification")] = "",
+    purpose: Annotated[str, typer.Option(help="purpose of the identification")],
     cameras: Annotated[
         str | None, typer.Option(help="comma-separated camera names in scope (default: all)")
     ] = None,
