@@ -37,6 +37,9 @@ class MotionConfig(_Section):
     keepalive_s: float = Field(
         2.0, ge=0, description="run the detector at least this often even without motion"
     )
+    background_rate: float = Field(
+        0.05, gt=0, le=1, description="how fast still things blend into the background"
+    )
 
 
 class DetectorConfig(_Section):
@@ -49,12 +52,24 @@ class DetectorConfig(_Section):
         description="COCO labels kept; empty keeps all 80",
     )
     nms_iou: float = Field(0.5, gt=0, le=1)
+    merge_classes: list[list[str]] = Field(
+        default_factory=lambda: [["car", "truck", "bus"]],
+        description="classes suppressed together by NMS, so one van is not both car and truck",
+    )
     threads: int = Field(1, ge=1)
 
     @field_validator("classes")
     @classmethod
     def _known_classes(cls, value: list[str]) -> list[str]:
         unknown = [v for v in value if v not in LABEL_TO_ID]
+        if unknown:
+            raise ValueError(f"unknown COCO class(es): {', '.join(unknown)}")
+        return value
+
+    @field_validator("merge_classes")
+    @classmethod
+    def _known_merge_classes(cls, value: list[list[str]]) -> list[list[str]]:
+        unknown = [c for group in value for c in group if c not in LABEL_TO_ID]
         if unknown:
             raise ValueError(f"unknown COCO class(es): {', '.join(unknown)}")
         return value
@@ -85,6 +100,9 @@ class FacesConfig(_Section):
     min_size: int = Field(24, ge=8, description="smallest face width in pixels to consider")
     upper_fraction: float = Field(0.5, gt=0, le=1, description="top share of a person box searched")
     min_quality: float = Field(0.3, ge=0, le=1, description="faces below are not embedded")
+    max_side: int = Field(
+        1920, ge=160, description="whole-image detection shrinks larger images to this long side"
+    )
 
 
 class EmbedderConfig(_Section):
@@ -106,6 +124,9 @@ class CameraConfig(_Section):
     location: str = ""
     enabled: bool = True
     loop: bool = False
+    keyframes_only: bool = Field(False, description="decode only keyframes (cheap, low rate)")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    timeout_s: float = Field(5.0, gt=0, description="network open and read timeout")
 
 
 class StoreConfig(_Section):

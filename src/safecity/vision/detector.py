@@ -348,6 +348,21 @@ def class_thresholds(config: DetectorConfig) -> np.ndarray:
     return thresholds
 
 
+def nms_groups(config: DetectorConfig) -> np.ndarray:
+    """``(80,)`` NMS group per COCO class: its own id, or the first id of its merge group.
+
+    >>> from safecity.config import DetectorConfig
+    >>> groups = nms_groups(DetectorConfig())
+    >>> int(groups[LABEL_TO_ID["truck"]]) == int(groups[LABEL_TO_ID["car"]])
+    True
+    """
+    groups = np.arange(NUM_CLASSES)
+    for group in config.merge_classes:
+        ids = [LABEL_TO_ID[label] for label in group]
+        groups[ids] = ids[0]
+    return groups
+
+
 class ObjectDetector:
     """Finds COCO objects in BGR images with the model and decoder ``config.kind`` names."""
 
@@ -366,6 +381,7 @@ class ObjectDetector:
         self.config = config
         self.path = path
         self.thresholds = class_thresholds(config)
+        self.nms_groups = nms_groups(config)
         self.decoder = decoder_cls(open_session(path, config.threads), path)
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
@@ -380,5 +396,5 @@ class ObjectDetector:
         boxes, scores, ids = boxes[solid], scores[solid], ids[solid]
         if len(scores) == 0:
             return Detections.empty()
-        keep = batched_nms(boxes, scores, ids, self.config.nms_iou)
+        keep = batched_nms(boxes, scores, self.nms_groups[ids], self.config.nms_iou)
         return Detections(boxes[keep], scores[keep], ids[keep])
