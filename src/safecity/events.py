@@ -10,7 +10,6 @@ that matched nothing never leaves this module's memory (invariant 2).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from datetime import datetime
 
 import numpy as np

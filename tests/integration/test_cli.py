@@ -105,7 +105,15 @@ def test_enrol_refuses_a_non_image_and_stores_nothing(home, data_dir):
     notes = home / "photo.jpg"
     notes.write_text("not an image")
     line = one_error_line(
-        safecity(home, "enroll", "wanted", "--person", "X", str(data_dir / "images/obama.jpg"), str(notes))
+        safecity(
+            home,
+            "enroll",
+            "wanted",
+            "--person",
+            "X",
+            str(data_dir / "images/obama.jpg"),
+            str(notes),
+        )
     )
     assert "photo.jpg" in line and "not an image" in line
     assert count(home, "persons") == 0 and count(home, "templates") == 0

@@ -19,11 +19,12 @@ from safecity.runtime.local import analyze_one
 from safecity.store.queries import list_events
 from safecity.store.sink import StoreSink
 
-
 pytestmark = pytest.mark.slow
 
 
-def _run(store, config, stages, path: Path, name: str, start, fps=None, annotated=None, record=None):
+def _run(
+    store, config, stages, path: Path, name: str, start, fps=None, annotated=None, record=None
+):
     camera = CameraConfig(name=name, url=str(path), fps=fps)
     provider = GalleryCache(store, config).matcher_for
     return analyze_one(

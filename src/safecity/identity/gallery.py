@@ -80,7 +80,14 @@ class GalleryCache:
                 )
             ]
             rows = session.execute(
-                select(Template.vector, Template.dim, Person.id, Person.name, Watchlist.id, Watchlist.name)
+                select(
+                    Template.vector,
+                    Template.dim,
+                    Person.id,
+                    Person.name,
+                    Watchlist.id,
+                    Watchlist.name,
+                )
                 .join(Person, Template.person_id == Person.id)
                 .join(Watchlist, Person.watchlist_id == Watchlist.id)
                 .where(Template.embedder == self.embedder)

@@ -159,7 +159,9 @@ class CameraFleet:
         cameras = [c for c in config.cameras if c.enabled]
         self.stats = {c.name: CameraStats(c.name) for c in cameras}
         self._threads = [
-            threading.Thread(target=self._run_camera, args=(c,), name=f"camera-{c.name}", daemon=True)
+            threading.Thread(
+                target=self._run_camera, args=(c,), name=f"camera-{c.name}", daemon=True
+            )
             for c in cameras
         ]
         self._write_lock = threading.Lock()

@@ -6,6 +6,7 @@ annotated video obeys the same rule as snapshots (DESIGN.md invariant 3).
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,7 +52,6 @@ def draw(result: FrameResult) -> np.ndarray:
     return out
 
 
-
 class VideoWriter:
     """Writes BGR frames to an MP4 (H.264 where the FFmpeg build has it, else MPEG-4).
 
@@ -87,10 +87,8 @@ class VideoWriter:
         return self.path
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(av.error.FFmpegError):
             self._container.close()
-        except av.error.FFmpegError:
-            pass
         self._tmp.unlink(missing_ok=True)
 
 
