@@ -185,7 +185,6 @@ def test_gallery_is_scoped_by_time_and_camera(store: Store) -> None:
     # other embedders are kept apart
     vectors, entries = active_gallery(store, "gate-1", NOW, "arcface")
     assert vectors.shape == (1, 16) and entries[0].person_name == "E"
-    assert entries[0].valid_until == NOW + 30 * DAY
 
 
 def test_gallery_time_in_another_zone(store: Store) -> None:
@@ -211,3 +210,38 @@ def test_list_counts_persons_and_templates(store: Store) -> None:
     (row,) = list_watchlists(store)
     assert (row.persons, row.templates, row.valid_now) == (2, 3, False)  # NOW + 30 days is past
     assert row.covers("any-camera", NOW)
+
+
+# -- the pipeline's view: GalleryCache decides per frame time -------------------------
+def test_gallery_cache_follows_frame_time_and_scope(store: Store) -> None:
+    """Matching stops at the very instant the authorisation ends, by frame time,
+    without waiting for a reload; out-of-scope cameras never get a matcher."""
+    from safecity.config import SafecityConfig
+    from safecity.identity.gallery import GalleryCache
+
+    until = NOW + timedelta(minutes=5)
+    info = create_watchlist(
+        store, "gate-only", **_authorised(valid_until=until, cameras=["gate-1"])
+    )
+    face = _unit(1, dim=128)
+    _enrol_vectors(store, info.id, "Jane Roe", [face])
+    cache = GalleryCache(store, SafecityConfig(), reload_s=3600)
+
+    matcher = cache.matcher_for("gate-1", until - timedelta(microseconds=1))
+    assert matcher is not None
+    match = matcher.match(face)
+    assert match is not None and match.person_name == "Jane Roe"
+    assert cache.matcher_for("gate-1", until) is None  # expired at that instant
+    assert cache.matcher_for("gate-1", NOW - 2 * DAY) is None  # not yet valid
+    assert cache.matcher_for("square", NOW) is None  # not in scope
+
+
+def test_gallery_cache_without_templates_or_watchlists(store: Store) -> None:
+    from safecity.config import SafecityConfig
+    from safecity.identity.gallery import GalleryCache
+
+    cache = GalleryCache(store, SafecityConfig())
+    assert cache.matcher_for("gate-1", NOW) is None
+    create_watchlist(store, "empty", **_authorised())
+    cache.reload()
+    assert cache.matcher_for("gate-1", NOW) is None  # authorised, but nobody enrolled

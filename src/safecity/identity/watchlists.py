@@ -25,10 +25,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
-from sqlalchemy import exists, func, or_, select, true
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from safecity.errors import AuthorisationError, SafecityError
+from safecity.identity.matcher import GalleryEntry
 from safecity.store.db import Store, StoreError
 from safecity.store.schema import (
     Authorisation,
@@ -69,17 +70,6 @@ class WatchlistInfo:
         """Whether this watchlist may be matched on ``camera`` at ``at``."""
         in_time = self.valid_from <= at < self.valid_until
         return in_time and (self.cameras is None or camera in self.cameras)
-
-
-@dataclass(frozen=True)
-class GalleryEntry:
-    """Who one gallery row (template) belongs to."""
-
-    person_id: int
-    person_name: str
-    watchlist_id: int
-    watchlist_name: str
-    valid_until: datetime  # the gallery must be rebuilt by then
 
 
 def _aware(name: str, value: datetime) -> datetime:
@@ -249,34 +239,27 @@ def active_gallery(
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("active_gallery needs a timezone-aware time")
-    in_scope = or_(
-        Authorisation.all_cameras == true(),
-        exists().where(
-            AuthorisationCamera.authorisation_id == Authorisation.id,
-            AuthorisationCamera.camera == camera,
-        ),
-    )
+    allowed = [w.id for w in list_watchlists(store) if w.covers(camera, at)]
+    return load_templates(store, embedder, allowed)
+
+
+def load_templates(
+    store: Store, embedder: str, watchlist_ids: Sequence[int] | None = None
+) -> tuple[np.ndarray, list[GalleryEntry]]:
+    """Every template of ``embedder`` on the given watchlists (None: all watchlists).
+
+    The caller decides which watchlists are authorised; see :func:`active_gallery`
+    and :class:`safecity.identity.gallery.GalleryCache`.
+    """
     query = (
-        select(
-            Template.vector,
-            Template.dim,
-            Person.id,
-            Person.name,
-            Watchlist.id,
-            Watchlist.name,
-            Authorisation.valid_until,
-        )
+        select(Template.vector, Template.dim, Person.id, Person.name, Watchlist.id, Watchlist.name)
         .join(Person, Template.person_id == Person.id)
         .join(Watchlist, Person.watchlist_id == Watchlist.id)
-        .join(Authorisation, Watchlist.authorisation_id == Authorisation.id)
-        .where(
-            Template.embedder == embedder,
-            Authorisation.valid_from <= at,
-            Authorisation.valid_until > at,
-            in_scope,
-        )
+        .where(Template.embedder == embedder)
         .order_by(Watchlist.id, Person.id, Template.id)
     )
+    if watchlist_ids is not None:
+        query = query.where(Watchlist.id.in_(list(watchlist_ids)))
     with store.transaction() as session:
         rows = session.execute(query).all()
     if not rows:
@@ -290,9 +273,9 @@ def active_gallery(
     dim = dims.pop()
     vectors = np.empty((len(rows), dim), np.float32)
     entries = []
-    for i, (blob, _, person_id, person_name, wl_id, wl_name, until) in enumerate(rows):
+    for i, (blob, _, person_id, person_name, wl_id, wl_name) in enumerate(rows):
         if len(blob) != 4 * dim:
             raise StoreError(f"a template of '{person_name}' is damaged ({len(blob)} bytes)")
         vectors[i] = np.frombuffer(blob, "<f4")
-        entries.append(GalleryEntry(person_id, person_name, wl_id, wl_name, until))
+        entries.append(GalleryEntry(person_id, person_name, wl_id, wl_name))
     return vectors, entries

@@ -85,9 +85,7 @@ class DlibAligner:
         """The aligned 150x150 **RGB** chip (dlib's ResNet wants RGB)."""
         rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
         shape = self.shape(rgb, face)
-        return self._dlib.get_face_chip(
-            rgb, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING
-        )
+        return self._dlib.get_face_chip(rgb, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING)
 
 
 def arcface_matrix(landmarks: np.ndarray) -> np.ndarray:
