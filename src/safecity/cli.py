@@ -40,7 +40,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(sample_app, name="sample")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 
 
 class _State:

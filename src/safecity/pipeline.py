@@ -26,6 +26,7 @@ import numpy as np
 from safecity.config import SafecityConfig
 from safecity.events import Event, Snapshot
 from safecity.vision.coco import LABEL_TO_ID
+from safecity.vision.nms import box_iou
 from safecity.vision.types import Detections, Face, Frame, Match, Track
 
 log = logging.getLogger(__name__)
@@ -210,13 +211,15 @@ class CameraPipeline:
         if detector is None:
             return {}
         found: dict[int, Face] = {}
+        boxes: dict[int, np.ndarray] = {}
         for track in tracks:
-            if track.class_id != PERSON:
-                continue
+            if track.class_id != PERSON or track.box[2] - track.box[0] < self.config.faces.min_size:
+                continue  # a person narrower than the smallest useful face has none
             faces = detector.detect_in_box(frame.image, track.box)
             if faces:
                 found[track.track_id] = max(faces, key=lambda f: f.quality)
-        return found
+                boxes[track.track_id] = track.box
+        return assign_faces(found, boxes)
 
     def _consider_face(
         self,
@@ -395,6 +398,36 @@ def privacy_boxes(
         if face is not None:
             boxes.append(grow(face.box, FACE_GROW))
     return boxes
+
+
+def assign_faces(faces: dict[int, Face], person_boxes: dict[int, np.ndarray]) -> dict[int, Face]:
+    """Give a face seen through several overlapping person boxes to one person only.
+
+    The owner is the person whose head (top centre of the box) is nearest the face
+    centre, relative to the box width; the other boxes lose the face, so a
+    neighbour can never be identified by someone else's face.
+
+    >>> f = Face(np.array([10, 0, 20, 10], np.float32), np.zeros((5, 2), np.float32), 0.9)
+    >>> boxes = {1: np.array([0, 0, 30, 90], np.float32), 2: np.array([12, 5, 60, 95], np.float32)}
+    >>> sorted(assign_faces({1: f, 2: f}, boxes))
+    [1]
+    """
+    ids = list(faces)
+    owner: dict[int, int] = {}
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            if box_iou(faces[a].box[None], faces[b].box[None])[0, 0] > 0.5:
+                keep = min((a, b), key=lambda t: _head_distance(faces[t], person_boxes[t]))
+                drop = b if keep == a else a
+                owner[drop] = keep
+    return {t: f for t, f in faces.items() if t not in owner}
+
+
+def _head_distance(face: Face, box: np.ndarray) -> float:
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    width = max(float(box[2] - box[0]), 1.0)
+    head_x, head_y = (box[0] + box[2]) / 2, box[1] + 0.12 * (box[3] - box[1])
+    return float(np.hypot(cx - head_x, cy - head_y)) / width
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:

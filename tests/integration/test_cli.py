@@ -24,7 +24,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def safecity(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SAFECITY_HOME=str(home / "data"), COLUMNS="200")
+    env = dict(os.environ, SAFECITY_HOME=str(home / "data"), COLUMNS="60")
     return subprocess.run(
         [*SAFECITY, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=home
     )
