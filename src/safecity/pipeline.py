@@ -68,7 +68,7 @@ class Stages:
     @classmethod
     def load(cls, config: SafecityConfig) -> Stages:
         from safecity.video.motion import MotionGate
-        from safecity.vision.detector import ObjectDetector
+        from safecity.vision.detector import ObjectDetector, nms_groups
         from safecity.vision.tracker import Tracker
 
         face_detector = embedder = None
@@ -81,7 +81,10 @@ class Stages:
         return cls(
             motion_factory=lambda: MotionGate(config.motion),
             detector=ObjectDetector(config.detector),
-            tracker_factory=lambda fps: Tracker(config.tracker, fps=fps),
+            # Classes merged by NMS (car/truck/bus) also continue one another's tracks.
+            tracker_factory=lambda fps: Tracker(
+                config.tracker, fps=fps, class_groups=nms_groups(config.detector)
+            ),
             face_detector=face_detector,
             embedder=embedder,
         )

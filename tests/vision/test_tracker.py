@@ -110,6 +110,33 @@ def test_a_person_never_continues_as_a_car() -> None:
         assert all(t.class_id == CAR and t.track_id != 1 for t in update.active)
 
 
+def test_a_van_read_as_car_then_truck_stays_one_track_within_its_class_group() -> None:
+    from safecity.config import DetectorConfig
+    from safecity.vision.detector import nms_groups
+
+    truck = LABEL_TO_ID["truck"]
+    van = (600, 40, 720, 100)
+    labels = [CAR, truck, truck, CAR, truck, truck, truck, CAR, truck, truck]
+
+    def run(tracker: Tracker) -> list[tuple[int, int]]:
+        """(track id, label) of the van in every frame where it is tracked."""
+        seen = []
+        for k, label in enumerate(labels):
+            seen += [
+                (t.track_id, t.class_id)
+                for t in tracker.update(dets((*van, 0.6, label)), k / 10).active
+            ]
+        return seen
+
+    grouped = run(Tracker(TrackerConfig(), fps=10, class_groups=nms_groups(DetectorConfig())))
+    assert {track_id for track_id, _ in grouped} == {1}
+    assert len(grouped) == 8  # confirmed at the third frame, then every frame
+    assert grouped[-1] == (1, truck)  # the label with the most evidence (7 of 10 frames)
+    # Without groups each flip of the label interrupts the track: the van is tracked
+    # in only 3 frames (a truck track confirmed late and lost at every "car").
+    assert len(run(Tracker(TrackerConfig(), fps=10))) == 3
+
+
 def test_a_box_that_is_also_detected_weakly_elsewhere_does_not_start_tracks() -> None:
     tracker = Tracker(TrackerConfig(), fps=10)
     for k in range(10):

@@ -42,6 +42,7 @@ import onnxruntime as ort
 from safecity.config import DetectorConfig
 from safecity.errors import ModelError
 from safecity.models import model_path
+from safecity.models.onnx import open_session
 from safecity.vision.coco import COCO_LABELS, LABEL_TO_ID
 from safecity.vision.nms import batched_nms
 from safecity.vision.types import Detections
@@ -319,23 +320,6 @@ class YoloDecoder(Decoder):
 # --------------------------------------------------------------------------- detector
 
 
-def open_session(path: Path, threads: int) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads; ModelError if unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"detector model {path} does not exist.")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3  # errors only; ours are raised as ModelError
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ModelError(f"cannot load detector model {path} ({reason}).") from None
-
-
 def class_thresholds(config: DetectorConfig) -> np.ndarray:
     """``(80,)`` minimum score per COCO class; ``inf`` for classes not kept."""
     thresholds = np.full(NUM_CLASSES, config.min_score, np.float32)
@@ -382,7 +366,7 @@ class ObjectDetector:
         self.path = path
         self.thresholds = class_thresholds(config)
         self.nms_groups = nms_groups(config)
-        self.decoder = decoder_cls(open_session(path, config.threads), path)
+        self.decoder = decoder_cls(open_session(path, config.threads, what="detector model"), path)
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         """Objects in one ``HxWx3 uint8`` BGR image, boxes in its pixels, best first."""

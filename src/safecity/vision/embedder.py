@@ -97,19 +97,10 @@ class ArcFaceEmbedder:
     """
 
     def __init__(self, model_path: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from safecity.models.onnx import open_session
 
-        if not Path(model_path).is_file():
-            raise ModelError(f"ArcFace model file not found: {model_path}")
+        self.session = open_session(model_path, threads, what="ArcFace model")
         self.name = arcface_name(model_path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ModelError(f"cannot load ArcFace model {model_path}: {exc}") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)

@@ -233,18 +233,9 @@ class _Scrfd:
     name = "scrfd"
 
     def __init__(self, model_path: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from safecity.models.onnx import open_session
 
-        if not Path(model_path).is_file():
-            raise ModelError(f"SCRFD model file not found: {model_path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ModelError(f"cannot load SCRFD model {model_path}: {exc}") from None
+        self.session = open_session(model_path, threads, what="SCRFD model")
         if len(self.session.get_outputs()) != 9:
             raise ModelError(
                 f"{model_path} has {len(self.session.get_outputs())} outputs; "

@@ -25,11 +25,12 @@ present where they were, and only tracks already lost keep ageing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from safecity.config import TrackerConfig
+from safecity.vision.coco import COCO_LABELS
 from safecity.vision.types import Detections, Track
 
 # ByteTrack's second round asks for more overlap: low scores are often clutter.
@@ -208,6 +209,13 @@ class _State:
     hits: int = 1
     present: bool = True  # matched at the latest update
     track_id: int = 0  # 0 while tentative
+    votes: dict[int, float] = field(default_factory=dict)  # summed score per class
+
+    def vote(self, class_id: int, score: float) -> None:
+        """Within a class group (car/truck/bus) the label is the class with the most
+        summed score so far, so a van read as car then truck stays one track."""
+        self.votes[class_id] = self.votes.get(class_id, 0.0) + score
+        self.class_id = max(self.votes, key=self.votes.__getitem__)
 
     def as_track(self) -> Track:
         return Track(self.track_id, self.class_id, self.box.copy(), self.score)
@@ -216,10 +224,17 @@ class _State:
 class Tracker:
     """One tracker per camera stream; see the module docstring."""
 
-    def __init__(self, config: TrackerConfig, fps: float) -> None:
+    def __init__(
+        self, config: TrackerConfig, fps: float, class_groups: np.ndarray | None = None
+    ) -> None:
+        """``class_groups`` maps each COCO class id to a group id: a track continues
+        only with detections of its group (default: each class its own group)."""
         if fps <= 0:
             raise ValueError("fps must be positive")
         self.config = config
+        self.class_groups = (
+            np.arange(len(COCO_LABELS)) if class_groups is None else np.asarray(class_groups)
+        )
         self.fps = float(fps)
         self._tracks: list[_State] = []
         self._next_id = 1
@@ -271,6 +286,7 @@ class Tracker:
                 t.mean, t.cov = mean[k], cov[k]
                 t.box = detections.boxes[d].copy()
                 t.score = float(scores[d])
+                t.vote(int(detections.class_ids[d]), t.score)
                 t.hits += 1
                 t.last_seen = pts
         for i, t in enumerate(self._tracks):
@@ -332,9 +348,10 @@ class Tracker:
             return
         predicted = _to_xyxy(np.stack([self._tracks[i].mean[:4] for i in track_idx]))
         iou = box_iou(predicted, detections.boxes[det_idx])
+        groups = self.class_groups
         same_class = (
-            np.array([self._tracks[i].class_id for i in track_idx])[:, None]
-            == (detections.class_ids[det_idx][None, :])
+            groups[np.array([self._tracks[i].class_id for i in track_idx])][:, None]
+            == groups[detections.class_ids[det_idx]][None, :]
         )
         gain = np.where(same_class & (iou >= min_iou), iou - min_iou + 1e-9, 0.0)
         for r, c in assign(gain):
@@ -347,9 +364,11 @@ class Tracker:
         boxes = detections.boxes[det_idx].astype(np.float64)
         mean, cov = _kalman_init(boxes)
         for k, d in enumerate(det_idx):
+            class_id = int(detections.class_ids[d])
             self._tracks.append(
                 _State(
-                    class_id=int(detections.class_ids[d]),
+                    class_id=class_id,
+                    votes={class_id: float(detections.scores[d])},
                     mean=mean[k],
                     cov=cov[k],
                     box=detections.boxes[d].copy(),
