@@ -174,7 +174,10 @@ def load_config(path: Path) -> SafecityConfig:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
     try:
         return SafecityConfig.model_validate(raw)
     except ValidationError as exc:

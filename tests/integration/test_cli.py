@@ -142,6 +142,12 @@ def test_watchlist_needs_a_valid_window(home):
     assert count(home, "watchlists") == 0
 
 
+def test_unreachable_database_is_one_line(home, closed_port):
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{closed_port}/safecity"
+    line = one_error_line(safecity(home, "--db", url, "events"))
+    assert "cannot reach the database" in line
+
+
 def test_bad_config_is_one_line(home):
     config = home / "bad.yaml"
     config.write_text("cameras:\n  - name: a\n    url: x.mp4\n    fpz: 3\n")

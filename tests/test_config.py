@@ -1,0 +1,53 @@
+"""The configuration: defaults, the README's example, and errors an operator reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from safecity.config import SafecityConfig, load_config
+from safecity.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_example_config_is_valid() -> None:
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README shows a config example"
+    config = SafecityConfig.model_validate(yaml.safe_load(blocks[0]))
+    assert [c.name for c in config.cameras] == ["gate-1", "square"]
+    assert config.detector.per_class_min_score == {"car": 0.5}
+
+
+def test_defaults_need_no_file() -> None:
+    config = SafecityConfig()
+    assert config.detector.kind == "nanodet" and config.store.url.startswith("sqlite:///")
+    assert config.faces.enabled and config.cameras == []
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("cameras: [{name: a, url: x.mp4}, {name: a, url: y.mp4}]", "repeated: a"),
+        ("detector: {classes: [person, unicorn]}", "unicorn"),
+        ("cameras: [{name: 'bad name', url: x}]", "cameras.0.name"),
+        ("matcher: {threshold: 3}", "matcher.threshold"),
+        ("cameras: [\n  - name: a\n   url: b", "not valid YAML"),
+    ],
+)
+def test_invalid_configs_say_what_is_wrong(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "safecity.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert words in message and "\n" not in message.strip()
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
