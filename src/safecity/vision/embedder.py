@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -67,14 +68,20 @@ class DlibEmbedder:
         except RuntimeError as exc:
             raise ModelError(f"cannot load dlib face model {resnet_model}: {exc}") from None
         self.aligner = DlibAligner(shape_model)
+        # dlib's network keeps its layer outputs inside the object and is not
+        # documented as thread-safe; camera threads share this one, so take turns
+        # (the binding seems to hold the GIL anyway, so this costs nothing).
+        self._lock = threading.RLock()
 
     def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
-        chip = self.aligner.chip(image_bgr, face)
-        return self.embed_chip(chip)
+        with self._lock:
+            chip = self.aligner.chip(image_bgr, face)
+            return self.embed_chip(chip)
 
     def embed_chip(self, chip_rgb: np.ndarray) -> np.ndarray:
         """Vector of an already aligned 150x150 RGB chip."""
-        return l2_normalise(np.asarray(self._net.compute_face_descriptor(chip_rgb)))
+        with self._lock:
+            return l2_normalise(np.asarray(self._net.compute_face_descriptor(chip_rgb)))
 
 
 def arcface_blob(chip_bgr: np.ndarray, nhwc: bool = False) -> np.ndarray:
