@@ -1,7 +1,8 @@
 # Two commands on a fresh Debian machine:
 #   make demo   set up, install the models, fetch the sample video, analyse it
 #   make test   set up, install the models, run the whole test suite
-PYTHON ?= python3
+# yuface, the face detector, has wheels for CPython 3.11 only (Debian 12's python3).
+PYTHON ?= $(shell command -v python3.11 || echo python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
@@ -11,6 +12,8 @@ system-deps:
 	@sh scripts/system-deps.sh
 
 $(BIN)/safecity: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	    { echo "safecity needs Python 3.11 (yuface has no wheel for $$($(PYTHON) -V)); set PYTHON=" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -279,7 +280,9 @@ def analyze_cmd(
     camera: Annotated[
         str | None, typer.Option(help="camera name (default: from the file name)")
     ] = None,
-    fps: Annotated[float | None, typer.Option(help="analyse at most this many frames/s")] = None,
+    fps: Annotated[
+        float | None, typer.Option(min=0.01, help="analyse at most this many frames/s")
+    ] = None,
     annotated: Annotated[
         Path | None, typer.Option(help="write an annotated video here (faces pixelated)")
     ] = None,
@@ -309,6 +312,7 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
     store = state.store()
     sink = StoreSink(store)
     stages = Stages.load(config)
+    stop = _stop_on_signals()
     report = analyze_one(
         cam,
         config,
@@ -317,9 +321,19 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
         matcher_for=_matcher_provider(store, config),
         annotated_video=annotated,
         start_time=start,
+        stop=stop,
     )
-    rows = list_events(store, ids=report.event_ids) if report.event_ids else []
+    ids = report.event_ids
+    rows = list_events(store, ids=ids, limit=max(1, len(ids))) if ids else []
     return report, rows
+
+
+def _stop_on_signals() -> threading.Event:
+    """Ctrl-C and SIGTERM ask for a clean stop (open tracks end, events are stored)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def _camera_name(source: str) -> str:
@@ -365,9 +379,7 @@ def run_cmd() -> None:
     if not any(c.enabled for c in config.cameras):
         raise ConfigError(f"{state.config_path} lists no enabled camera")
     store = state.store()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _stop_on_signals()
     fleet = CameraFleet(
         config,
         Stages.load(config),
@@ -402,6 +414,10 @@ def run_cmd() -> None:
             s.last_error,
         )
     out.print(table)
+    failed = [s.camera for s in fleet.stats.values() if s.state == "failed"]
+    if failed:
+        err.print(f"error: camera(s) failed: {', '.join(failed)} (see the table)", markup=False)
+        raise typer.Exit(2)
 
 
 @app.command("events")
@@ -519,23 +535,39 @@ def _short_time(value) -> str:
 def main() -> None:
     """Entry point: one clear line for every operator error, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except SafecityError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except ValidationError as exc:
+        err.print(f"error: {_validation_message(exc)}", markup=False, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors come from the click that typer vendors: they know how to show
+        # themselves (one usage line and the problem) and their exit code.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
+            err.print("interrupted")
             sys.exit(130)
-        logging.getLogger("safecity").debug("internal error", exc_info=True)
-        err.print(f"error: internal error ({type(exc).__name__}: {exc}); run with -v for details")
+        if logging.getLogger().isEnabledFor(logging.INFO):  # -v: the details, for a bug report
+            logging.getLogger("safecity").exception("internal error")
+        err.print(
+            f"error: internal error ({type(exc).__name__}: {exc}); run with -v for details",
+            markup=False,
+            highlight=False,
+        )
         sys.exit(1)
+    # With standalone_mode off, typer returns (not raises) the code of typer.Exit,
+    # including 130 for an interrupt it caught.
+    sys.exit(code or 0)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+    )

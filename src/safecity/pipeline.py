@@ -9,8 +9,8 @@ Per frame::
     MotionGate ─▶ ObjectDetector ─▶ Tracker ─▶ (person tracks) FaceDetector
         ─▶ best face of the track ─▶ Embedder ─▶ Matcher ─▶ Match | None
 
-A face vector lives only in the per-track state below and is dropped when the
-track ends (DESIGN.md invariant 2); snapshots carry the regions that sinks must
+A face vector lives only inside the call that compares it and is dropped right
+after (DESIGN.md invariant 2); snapshots carry the regions that sinks must
 pixelate before the first write (invariant 3).
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -27,6 +27,7 @@ from safecity.config import SafecityConfig
 from safecity.events import Event, Snapshot
 from safecity.vision.coco import LABEL_TO_ID
 from safecity.vision.nms import box_iou
+from safecity.vision.redact import FaceRedactor, clip_boxes, privacy_boxes
 from safecity.vision.types import Detections, Face, Frame, Match, Track
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ class MatcherLike:  # pragma: no cover - structural type only
     def match(self, vector: np.ndarray) -> Match | None: ...
 
 
-# How much of a person box's top is treated as the head when pixelating, and how
-# far a face box is grown, so that a missed or loose face box still hides the face.
-HEAD_FRACTION = 0.28
-FACE_GROW = 0.25
 # Snapshot crops keep some context around the object.
 CROP_MARGIN = 0.15
 # A track's face is embedded again only when its quality beats the last
@@ -64,6 +61,7 @@ class Stages:
     tracker_factory: Callable[[float], object]
     face_detector: object | None
     embedder: object | None
+    redactor: FaceRedactor  # always loaded: configuration cannot switch redaction off
 
     @classmethod
     def load(cls, config: SafecityConfig) -> Stages:
@@ -87,6 +85,7 @@ class Stages:
             ),
             face_detector=face_detector,
             embedder=embedder,
+            redactor=FaceRedactor(),
         )
 
 
@@ -106,6 +105,9 @@ class FrameResult:
     tracks: list[TrackView]
     ended: list[Event]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Every person the detector saw in this frame, tracked or not: their heads are
+    # hidden in anything stored (None when the detector did not run).
+    people: np.ndarray | None = None
 
 
 @dataclass
@@ -120,10 +122,9 @@ class _TrackState:
     best_face: Face | None = None
     embedded_quality: float = -1.0
     embeds: int = 0
-    # In memory only, never emitted: see the module docstring.
-    vector: np.ndarray | None = None
     match: Match | None = None
     match_snapshot: Snapshot | None = None
+    match_face: np.ndarray | None = None  # the matched face box, in match-snapshot pixels
 
 
 class CameraPipeline:
@@ -174,6 +175,7 @@ class CameraPipeline:
         update = self.tracker.update(detections, frame.pts)
         active: list[Track] = list(update.active)
         self._last_active = active
+        people = detections.boxes[detections.class_ids == PERSON]
 
         t2 = time.perf_counter()
         faces = self._faces_for(frame, active)
@@ -189,15 +191,15 @@ class CameraPipeline:
             face = faces.get(track.track_id)
             if track.score > state.best_score:
                 state.best_score = track.score
-                state.snapshot = self._snapshot(frame, track, active, faces, keep=None)
+                state.snapshot = self._snapshot(frame, track, active, faces, people, keep=None)
             if face is not None:
-                self._consider_face(state, frame, track, face, active, faces, matcher)
+                self._consider_face(state, frame, track, face, active, faces, people, matcher)
         timings["identify"] = (time.perf_counter() - t2) * 1000 - timings["faces"]
         ended = self._ended_events(update.ended, frame)
         views = [
             TrackView(t, faces.get(t.track_id), self._states[t.track_id].match) for t in active
         ]
-        return FrameResult(frame, True, views, ended, timings)
+        return FrameResult(frame, True, views, ended, timings, people=people)
 
     def finish(self) -> list[Event]:
         """End every open track (end of stream) and return their events."""
@@ -232,6 +234,7 @@ class CameraPipeline:
         face: Face,
         active: list[Track],
         faces: dict[int, Face],
+        people: np.ndarray,
         matcher: MatcherLike | None,
     ) -> None:
         if state.best_face is None or face.quality > state.best_face.quality:
@@ -243,14 +246,17 @@ class CameraPipeline:
             or face.quality < state.embedded_quality + QUALITY_STEP
         ):
             return
-        vector = self.stages.embedder.embed(frame.image, face)
+        # The vector lives only in this call: compared, then dropped (invariant 2).
+        match = matcher.match(self.stages.embedder.embed(frame.image, face))
         state.embeds += 1
         state.embedded_quality = face.quality
-        state.vector = vector
-        match = matcher.match(vector)
         if match is not None and (state.match is None or match.score > state.match.score):
             state.match = match
-            state.match_snapshot = self._snapshot(frame, track, active, faces, keep=track.track_id)
+            state.match_snapshot = self._snapshot(
+                frame, track, active, faces, people, keep=track.track_id
+            )
+            offset = state.match_snapshot.frame_box[[0, 1, 0, 1]]
+            state.match_face = (face.box - offset).astype(np.float32)
             log.info(
                 "camera %s track %d matched %s on %s (%.3f)",
                 self.camera,
@@ -267,6 +273,7 @@ class CameraPipeline:
         track: Track,
         active: list[Track],
         faces: dict[int, Face],
+        people: np.ndarray,
         keep: int | None,
     ) -> Snapshot:
         """Crop around the track; list every head and face in it that must be hidden.
@@ -282,7 +289,7 @@ class CameraPipeline:
             cx1, cy1, cx2, cy2 = 0, 0, w, h
         crop = frame.image[cy1:cy2, cx1:cx2].copy()
         offset = np.array([cx1, cy1, cx1, cy1], np.float32)
-        hide = [b - offset for b in privacy_boxes(active, faces, keep=keep)]
+        hide = [b - offset for b in privacy_boxes(active, faces, keep=keep, people=people)]
         redact = clip_boxes(np.array(hide, np.float32).reshape(-1, 4), crop.shape[1], crop.shape[0])
         return Snapshot(
             image=crop,
@@ -293,27 +300,11 @@ class CameraPipeline:
             time=frame.time,
         )
 
-    def _finalise_snapshot(self, snapshot: Snapshot, keep_face: bool) -> Snapshot:
-        """Belt and braces: also hide any face the face detector finds in the crop
-        itself (a person the object detector missed), unless it is the kept face."""
-        detector = self.stages.face_detector
-        if detector is None:
-            return snapshot
-        extra = [grow(f.box, FACE_GROW) for f in detector.detect(snapshot.image)]
-        if keep_face:
-            extra = [b for b in extra if not _inside_head(b, snapshot.box)]
-        if not extra:
-            return snapshot
-        boxes = np.vstack([snapshot.redact_boxes.reshape(-1, 4), np.array(extra, np.float32)])
-        h, w = snapshot.image.shape[:2]
-        return Snapshot(
-            snapshot.image,
-            snapshot.box,
-            snapshot.frame_box,
-            clip_boxes(boxes, w, h),
-            snapshot.frame_index,
-            snapshot.time,
-        )
+    def _finalise_snapshot(self, snapshot: Snapshot, keep_face: np.ndarray | None) -> Snapshot:
+        """Also hide every face the redaction detector finds in the crop itself (a
+        person the object detector missed), sparing only the matched face."""
+        boxes = self.stages.redactor.hide(snapshot.image, snapshot.redact_boxes, keep=keep_face)
+        return replace(snapshot, redact_boxes=boxes)
 
     # -- lifecycle ---------------------------------------------------------------
     def _state_for(self, track: Track, frame: Frame) -> _TrackState:
@@ -348,8 +339,6 @@ class CameraPipeline:
         if state is None or state.snapshot is None:
             return None
         matched = state.match is not None
-        # Dropping the state drops the face vector with it: it is never emitted.
-        state.vector = None
         return Event(
             camera=self.camera,
             track_id=state.track_id,
@@ -358,51 +347,17 @@ class CameraPipeline:
             ended_at=state.ended_at,
             best_score=float(state.best_score),
             frames=state.frames,
-            snapshot=self._finalise_snapshot(state.snapshot, keep_face=False),
+            snapshot=self._finalise_snapshot(state.snapshot, keep_face=None),
             match=state.match,
             match_snapshot=(
-                self._finalise_snapshot(state.match_snapshot, keep_face=True) if matched else None
+                self._finalise_snapshot(state.match_snapshot, keep_face=state.match_face)
+                if matched
+                else None
             ),
         )
 
 
 # -- pure helpers --------------------------------------------------------------
-def grow(box: np.ndarray, fraction: float) -> np.ndarray:
-    """Grow a box by ``fraction`` of its size on every side."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    dx, dy = (x2 - x1) * fraction, (y2 - y1) * fraction
-    return np.array([x1 - dx, y1 - dy, x2 + dx, y2 + dy], np.float32)
-
-
-def head_box(person_box: np.ndarray) -> np.ndarray:
-    """The top of a person box, where the head is, for pixelation."""
-    x1, y1, x2, y2 = (float(v) for v in person_box)
-    return np.array([x1, y1, x2, y1 + (y2 - y1) * HEAD_FRACTION], np.float32)
-
-
-def privacy_boxes(
-    tracks: list[Track], faces: dict[int, Face], keep: int | set[int] | None
-) -> list[np.ndarray]:
-    """Every head region and face box in a frame except those of the kept track(s).
-
-    >>> t = Track(1, 0, np.array([0, 0, 10, 100], np.float32), 0.9)
-    >>> privacy_boxes([t], {}, keep=None)[0].tolist()
-    [0.0, 0.0, 10.0, 28.0]
-    >>> privacy_boxes([t], {}, keep=1)
-    []
-    """
-    kept = {keep} if isinstance(keep, int) else set(keep or ())
-    boxes = []
-    for track in tracks:
-        if track.track_id in kept or track.class_id != PERSON:
-            continue
-        boxes.append(head_box(track.box))
-        face = faces.get(track.track_id)
-        if face is not None:
-            boxes.append(grow(face.box, FACE_GROW))
-    return boxes
-
-
 def assign_faces(faces: dict[int, Face], person_boxes: dict[int, np.ndarray]) -> dict[int, Face]:
     """Give a face seen through several overlapping person boxes to one person only.
 
@@ -431,21 +386,3 @@ def _head_distance(face: Face, box: np.ndarray) -> float:
     width = max(float(box[2] - box[0]), 1.0)
     head_x, head_y = (box[0] + box[2]) / 2, box[1] + 0.12 * (box[3] - box[1])
     return float(np.hypot(cx - head_x, cy - head_y)) / width
-
-
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip boxes to an image and drop the ones left empty."""
-    if len(boxes) == 0:
-        return np.zeros((0, 4), np.float32)
-    out = boxes.copy()
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
-    keep = (out[:, 2] - out[:, 0] >= 1) & (out[:, 3] - out[:, 1] >= 1)
-    return out[keep].astype(np.float32)
-
-
-def _inside_head(face_box: np.ndarray, person_box: np.ndarray) -> bool:
-    """Whether a face box's centre lies in the head region of a person box."""
-    cx, cy = (face_box[0] + face_box[2]) / 2, (face_box[1] + face_box[3]) / 2
-    hx1, hy1, hx2, hy2 = grow(head_box(person_box), 0.3)
-    return bool(hx1 <= cx <= hx2 and hy1 <= cy <= hy2)

@@ -245,3 +245,23 @@ def test_gallery_cache_without_templates_or_watchlists(store: Store) -> None:
     create_watchlist(store, "empty", **_authorised())
     cache.reload()
     assert cache.matcher_for("gate-1", NOW) is None  # authorised, but nobody enrolled
+
+
+def test_gallery_cache_survives_a_database_that_went_away(tmp_path: Path) -> None:
+    """A camera keeps its last authorised gallery (still checked against the frame
+    time) while the store cannot be read, instead of stopping."""
+    from safecity.config import SafecityConfig
+    from safecity.identity.gallery import GalleryCache
+
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "media")
+    info = create_watchlist(store, "w", **_authorised(valid_until=NOW + DAY))
+    face = _unit(2, dim=128)
+    _enrol_vectors(store, info.id, "Jane Roe", [face])
+    cache = GalleryCache(store, SafecityConfig(), reload_s=0)
+    assert cache.matcher_for("gate-1", NOW).match(face) is not None
+
+    store.engine.dispose()
+    (tmp_path / "db.sqlite").unlink()  # the next read finds no tables: a StoreError
+    assert cache.matcher_for("gate-1", NOW).match(face) is not None
+    assert cache.matcher_for("gate-1", NOW + DAY) is None  # the window still applies
+    store.close()

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 
 from safecity.config import FacesConfig
 from safecity.store import Store, StoreError
+from safecity.store.media import DEFAULT_TILES
 from safecity.store.schema import EventRecord
 from safecity.store.sink import StoreSink
 from safecity.vision.faces import FaceDetector
@@ -17,11 +18,11 @@ from safecity.vision.faces import FaceDetector
 def _tile_variance(gray: np.ndarray, box: np.ndarray) -> float:
     """Mean pixel variance inside the mosaic's tiles (2 px in from each tile edge).
 
-    The default mosaic has tiles of ceil(longer side / 6) anchored at the box's
+    The default mosaic has tiles of ceil(longer side / DEFAULT_TILES) anchored at the box's
     corner; inside each, a face has detail and a mosaic is flat.
     """
     x1, y1, x2, y2 = int(np.floor(box[0])), int(np.floor(box[1])), int(box[2]), int(box[3])
-    tile = int(np.ceil(max(np.ceil(box[2]) - x1, np.ceil(box[3]) - y1) / 6))
+    tile = int(np.ceil(max(np.ceil(box[2]) - x1, np.ceil(box[3]) - y1) / DEFAULT_TILES))
     values = [
         gray[y + 2 : y + tile - 2, x + 2 : x + tile - 2].astype(np.float64).var()
         for y in range(y1, y2 - tile + 1, tile)

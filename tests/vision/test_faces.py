@@ -229,6 +229,8 @@ def _assert_people_found(per_frame: list[list], boxes: list[np.ndarray] | None =
             if p and (boxes is None or _found_box(boxes[k], p))
         ]
         found = sum(_found(faces, p) for faces, p in visible)
+        # each of the three is in view (and framed by NanoDet) in most of the 21 frames
+        assert len(visible) >= 15, (name, len(visible))
         assert found >= 0.9 * len(visible), (name, found, len(visible))
 
 

@@ -13,6 +13,7 @@ an authorisation that expires mid-stream stops matching at that very frame.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime
@@ -20,7 +21,10 @@ from datetime import datetime
 import numpy as np
 
 from safecity.config import SafecityConfig
+from safecity.errors import SafecityError
 from safecity.vision.embedder import embedder_name
+
+log = logging.getLogger(__name__)
 
 
 class GalleryCache:
@@ -52,9 +56,18 @@ class GalleryCache:
             self._loaded_at = time.monotonic()
 
     def matcher_for(self, camera: str, at: datetime):
-        """The matcher over every watchlist authorised for ``camera`` at ``at``, or None."""
+        """The matcher over every watchlist authorised for ``camera`` at ``at``, or None.
+
+        If the store cannot be read, the last gallery read stays in use (its
+        authorisation windows are still checked against ``at``); with none read
+        yet, nobody is matched. Either way the camera keeps analysing.
+        """
         if time.monotonic() - self._loaded_at > self.reload_s:
-            self.reload()
+            try:
+                self.reload()
+            except SafecityError as exc:
+                log.error("watchlists not reloaded (retrying in %.0f s): %s", self.reload_s, exc)
+                self._loaded_at = time.monotonic()
         with self._lock:
             allowed = frozenset(w.id for w in self._watchlists if w.covers(camera, at))
             if not allowed or not self._meta:

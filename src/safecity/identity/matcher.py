@@ -104,10 +104,12 @@ class FaissMatcher:
 
     def match(self, vector: np.ndarray) -> Match | None:
         """The matched person, or None (below threshold, too close to another person, empty)."""
-        if self._index is None:
-            return None
+        if self._index is None or not np.isfinite(vector).all():
+            return None  # a broken embedding (NaN from a user's model) matches nobody
         total = self._index.ntotal
         sims, rows = self.scores(vector, _FIRST_K)
+        if len(rows) == 0:
+            return None
         best = self._meta[int(rows[0])]
         others = self._others(sims, rows, best.person_id)
         if not others and len(rows) < total:

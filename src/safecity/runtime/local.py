@@ -71,10 +71,6 @@ class AnalyzeReport:
     annotated_video: Path | None
 
 
-def is_live(url: str) -> bool:
-    return "://" in url and not url.startswith("file://")
-
-
 def analyze_one(
     camera: CameraConfig,
     config: SafecityConfig,
@@ -84,32 +80,42 @@ def analyze_one(
     annotated_video: Path | None = None,
     start_time: datetime | None = None,
     on_frame: Callable[[FrameResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> AnalyzeReport:
-    """Run one source to its end and store its events.
+    """Run one source to its end (or until ``stop`` is set) and store its events.
 
-    A file is all-or-nothing: if it turns out corrupt part-way, ``SourceError`` is
-    raised, nothing is stored and no annotated video is left behind.
+    A file is all-or-nothing: if it turns out corrupt part-way, or is stopped
+    before its end, nothing is stored and no annotated video is left behind
+    (``SourceError``). A live stream that is stopped ends its open tracks and
+    stores their events.
     """
-    from safecity.video.annotate import draw, open_writer
+    from safecity.video.annotate import Annotator, open_writer
     from safecity.video.source import open_source
 
     started = time.perf_counter()
     source = open_source(camera, start_time=start_time or datetime.now(UTC))
-    fps = camera.fps or source.info.fps or 10.0
+    # The source knows the rate it yields: min(requested, native).
+    fps = source.fps or 10.0
     pipeline = CameraPipeline(camera.name, config, stages, fps=fps, matcher_for=matcher_for)
-    live = is_live(camera.url)
+    # Live sources store events as tracks end; a file (even over HTTP) all at the end.
+    live = source.live
     writer = None
+    annotator = Annotator(stages.redactor)
     pending: list[Event] = []
     ids: list[int] = []
     try:
         for frame in source:
+            if stop is not None and stop.is_set():
+                if not live:
+                    raise SourceError(f"stopped before the end of {camera.url}; nothing was stored")
+                break
             result = pipeline.process(frame)
             if on_frame is not None:
                 on_frame(result)
             if annotated_video is not None:
                 if writer is None:
                     writer = open_writer(annotated_video, fps, frame.width, frame.height)
-                writer.write(draw(result))
+                writer.write(annotator.draw(result))
             if live and result.ended:
                 ids += write(result.ended)
             else:
@@ -210,7 +216,7 @@ class CameraFleet:
             )
             for frame in _until(source, self.stop):
                 if pipeline is None:
-                    fps = camera.fps or getattr(source, "fps", None) or 10.0
+                    fps = source.fps or 10.0
                     pipeline = CameraPipeline(
                         camera.name, self.config, self.stages, fps=fps, matcher_for=self.matcher_for
                     )
@@ -239,4 +245,4 @@ def _until(frames: Iterable, stop: threading.Event) -> Iterable:
         yield frame
 
 
-__all__ = ["AnalyzeReport", "CameraFleet", "CameraStats", "SourceError", "analyze_one", "is_live"]
+__all__ = ["AnalyzeReport", "CameraFleet", "CameraStats", "SourceError", "analyze_one"]

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from safecity.errors import SourceError
-from safecity.pipeline import FrameResult, privacy_boxes
+from safecity.pipeline import FrameResult
 from safecity.store.media import pixelate
+from safecity.vision.redact import FaceRedactor, privacy_boxes
 
 _COLOURS = {
     "person": (80, 200, 80),
@@ -29,14 +30,38 @@ _COLOURS = {
 _MATCH_COLOUR = (40, 40, 230)
 
 
-def draw(result: FrameResult) -> np.ndarray:
-    """A redacted copy of the frame with every track drawn on it."""
-    image = result.frame.image
-    faces = {v.track.track_id: v.face for v in result.tracks if v.face is not None}
-    tracks = [v.track for v in result.tracks]
-    matched = {v.track.track_id for v in result.tracks if v.match is not None}
-    hide = privacy_boxes(tracks, faces, keep=matched)
-    out = pixelate(image, np.array(hide, np.float32).reshape(-1, 4)) if hide else image.copy()
+class Annotator:
+    """Draws tracks on redacted copies of frames.
+
+    On every analysed frame the regions to hide are worked out afresh: the heads
+    of every person detected (tracked or not), their faces, and every face the
+    redaction detector finds in the whole frame, except a matched person's face.
+    A frame the motion gate skipped reuses the last regions: nothing moved.
+    """
+
+    def __init__(self, redactor: FaceRedactor) -> None:
+        self.redactor = redactor
+        self._hide = np.zeros((0, 4), np.float32)
+
+    def draw(self, result: FrameResult) -> np.ndarray:
+        image = result.frame.image
+        if result.analysed:
+            self._hide = self._regions(result)
+        out = pixelate(image, self._hide) if len(self._hide) else image.copy()
+        _draw_tracks(out, result)
+        return out
+
+    def _regions(self, result: FrameResult) -> np.ndarray:
+        image = result.frame.image
+        faces = {v.track.track_id: v.face for v in result.tracks if v.face is not None}
+        tracks = [v.track for v in result.tracks]
+        matched = {v.track.track_id for v in result.tracks if v.match is not None}
+        kept_faces = np.array([faces[t].box for t in matched if t in faces], np.float32)
+        hide = privacy_boxes(tracks, faces, keep=matched, people=result.people)
+        return self.redactor.hide(image, np.array(hide, np.float32).reshape(-1, 4), kept_faces)
+
+
+def _draw_tracks(out: np.ndarray, result: FrameResult) -> None:
     for view in result.tracks:
         x1, y1, x2, y2 = (int(round(v)) for v in view.track.box)
         colour = _MATCH_COLOUR if view.match else _COLOURS.get(view.track.label, (200, 200, 200))
@@ -49,7 +74,6 @@ def draw(result: FrameResult) -> np.ndarray:
         cv2.putText(
             out, text, (x1 + 2, max(th, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
         )
-    return out
 
 
 class VideoWriter:
