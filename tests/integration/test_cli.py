@@ -235,3 +235,46 @@ def test_fleet_keeps_going_while_a_camera_reconnects(tmp_path, data_dir, mjpeg_s
 def test_module_entry_point_exists():
     done = subprocess.run([*SAFECITY, "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "analyze" in done.stdout
+
+
+def test_usage_errors_are_short_and_exit_2(home):
+    done = safecity(home, "events", "--limit", "0")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "--limit" in done.stderr
+    done = safecity(home, "analyze", "x.mp4", "--camera", "bad name")
+    line = one_error_line(done)
+    assert "name" in line
+
+
+def test_models_verify_fails_when_models_are_missing(home, tmp_path):
+    env_models = tmp_path / "no-models"
+    done = subprocess.run(
+        [*SAFECITY, "models", "verify"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SAFECITY_MODELS=str(env_models), COLUMNS="200"),
+    )
+    assert done.returncode == 1
+    assert "safecity models install" in done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_file_stores_nothing(home, data_dir):
+    import signal
+
+    env = dict(os.environ, SAFECITY_HOME=str(home / "data"), COLUMNS="200")
+    video = data_dir / "video/pedestrians-768x576.avi"
+    proc = subprocess.Popen(
+        [*SAFECITY, "analyze", str(video)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(6)  # models loaded, some frames analysed, far from the end (~30 s)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    line = one_error_line(done)
+    assert "nothing was stored" in line
+    assert count(home, "events") == 0
