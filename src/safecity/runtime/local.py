@@ -2,8 +2,9 @@
 
 ``analyze_one`` runs one source to its end; ``CameraFleet`` runs every camera of a
 config at once, each in its own thread with reconnect and backoff, so one
-dropped camera never stops the others. Models are loaded once and shared: the
-heavy work (decoding, ONNX Runtime, dlib) releases the GIL.
+dropped camera never stops the others. Models are loaded once and shared:
+decoding and ONNX Runtime release the GIL and run in parallel; YuNet and dlib
+hold it, so face work of several cameras takes turns.
 
 Writes are all-or-nothing for a file: its events are stored in one transaction
 only after the file decoded to its end, so a corrupt or truncated file leaves no
