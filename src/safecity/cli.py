@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -184,7 +185,7 @@ def watchlist_create(
         valid_until=_parse_time(valid_until, "--valid-until"),
         cameras=scope,
     )
-    out.print(f"watchlist '{name}' created (id {getattr(watchlist, 'id', watchlist)})")
+    out.print(f"watchlist '{name}' created (id {watchlist.id})")
 
 
 @watchlist_app.command("list")
@@ -241,7 +242,7 @@ def enroll_cmd(
         detector=FaceDetector(config.faces),
         embedder=make_embedder(config.embedder),
     )
-    out.print(f"enrolled '{person}' on '{watchlist}': {_describe(result)}")
+    out.print(f"enrolled '{person}' on '{watchlist}': {result.templates} template(s) stored")
 
 
 # -- analysis ----------------------------------------------------------------------
@@ -507,21 +508,8 @@ def bench_components(
 
 # -- helpers ---------------------------------------------------------------------
 def _jsonable(row) -> dict:
-    if isinstance(row, dict):
-        return row
-    if hasattr(row, "model_dump"):
-        return row.model_dump()
-    if hasattr(row, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(row)
-    return dict(vars(row))
-
-
-def _describe(result) -> str:
-    if hasattr(result, "templates"):
-        return f"{result.templates} template(s) stored"
-    return str(result)
+    """A query row (EventRow, WatchlistInfo: dataclasses) as a dict for tables and JSON."""
+    return asdict(row)
 
 
 def _short_time(value) -> str:

@@ -17,9 +17,11 @@ pixelate before the first write (invariant 3).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -29,6 +31,13 @@ from safecity.vision.coco import LABEL_TO_ID
 from safecity.vision.nms import box_iou
 from safecity.vision.redact import FaceRedactor, clip_boxes, privacy_boxes
 from safecity.vision.types import Detections, Face, Frame, Match, Track
+
+if TYPE_CHECKING:  # the stages load models: imported only when Stages.load runs
+    from safecity.video.motion import MotionGate
+    from safecity.vision.detector import ObjectDetector
+    from safecity.vision.embedder import Embedder
+    from safecity.vision.faces import FaceDetector
+    from safecity.vision.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +49,7 @@ PERSON = LABEL_TO_ID["person"]
 MatcherProvider = Callable[[str, datetime], "MatcherLike | None"]
 
 
-class MatcherLike:  # pragma: no cover - structural type only
+class MatcherLike(Protocol):
     def match(self, vector: np.ndarray) -> Match | None: ...
 
 
@@ -56,11 +65,11 @@ MAX_EMBEDS_PER_TRACK = 6
 class Stages:
     """The models, loaded once and shared by every camera of a process."""
 
-    motion_factory: Callable[[], object]
-    detector: object
-    tracker_factory: Callable[[float], object]
-    face_detector: object | None
-    embedder: object | None
+    motion_factory: Callable[[], MotionGate]
+    detector: ObjectDetector
+    tracker_factory: Callable[[float], Tracker]
+    face_detector: FaceDetector | None
+    embedder: Embedder | None
     redactor: FaceRedactor  # always loaded: configuration cannot switch redaction off
 
     @classmethod
@@ -119,7 +128,6 @@ class _TrackState:
     frames: int = 0
     best_score: float = -1.0
     snapshot: Snapshot | None = None
-    best_face: Face | None = None
     embedded_quality: float = -1.0
     embeds: int = 0
     match: Match | None = None
@@ -148,6 +156,9 @@ class CameraPipeline:
         self.stages = stages
         self.motion = stages.motion_factory() if config.motion.enabled else None
         self.tracker = stages.tracker_factory(fps)
+        # Tracks seen at the last analysed frame: shown again on frames the
+        # motion gate skips, since nothing moved.
+        self._last_active: list[Track] = []
         self.matcher_for = matcher_for
         self._states: dict[int, _TrackState] = {}
         self.frames_in = 0
@@ -155,8 +166,6 @@ class CameraPipeline:
 
     # -- per frame ---------------------------------------------------------------
     def process(self, frame: Frame) -> FrameResult:
-        import time
-
         timings: dict[str, float] = {}
         self.frames_in += 1
         t0 = time.perf_counter()
@@ -166,7 +175,7 @@ class CameraPipeline:
             timings["motion"] = (time.perf_counter() - t0) * 1000
         if not moving:
             ended = self._ended_events(self.tracker.update(None, frame.pts).ended, frame)
-            return FrameResult(frame, False, self._views(self._active_tracks()), ended, timings)
+            return FrameResult(frame, False, self._views(self._last_active), ended, timings)
 
         self.frames_analysed += 1
         t1 = time.perf_counter()
@@ -237,8 +246,6 @@ class CameraPipeline:
         people: np.ndarray,
         matcher: MatcherLike | None,
     ) -> None:
-        if state.best_face is None or face.quality > state.best_face.quality:
-            state.best_face = face
         if (
             matcher is None
             or face.quality < self.config.faces.min_quality
@@ -314,9 +321,6 @@ class CameraPipeline:
             self._states[track.track_id] = state
         return state
 
-    def _active_tracks(self) -> list[Track]:
-        return list(getattr(self, "_last_active", []))
-
     def _views(self, tracks: list[Track]) -> list[TrackView]:
         return [
             TrackView(t, None, self._states[t.track_id].match)
@@ -332,7 +336,7 @@ class CameraPipeline:
                 events.append(event)
         if ended_tracks:
             ended_ids = {t.track_id for t in ended_tracks}
-            self._last_active = [t for t in self._active_tracks() if t.track_id not in ended_ids]
+            self._last_active = [t for t in self._last_active if t.track_id not in ended_ids]
         return events
 
     def _event(self, state: _TrackState | None) -> Event | None:
