@@ -11,17 +11,18 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from safecity.config import CameraConfig, SafecityConfig, load_config
+from safecity.commands import audit as audit_commands
+from safecity.commands import authorisation as authorisation_commands
+from safecity.commands import review as review_commands
+from safecity.commands.common import err, jsonable, out, parse_time, short_time, state
+from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import ConfigError, SafecityError
 
 app = typer.Typer(
@@ -40,35 +41,9 @@ app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sample_app, name="sample")
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
-
-
-class _State:
-    config_path: Path | None = None
-    db: str | None = None
-    media: Path | None = None
-    _config: SafecityConfig | None = None
-
-    def config(self) -> SafecityConfig:
-        if self._config is None:
-            config = load_config(self.config_path) if self.config_path else SafecityConfig()
-            if self.db:
-                config.store.url = self.db
-            if self.media:
-                config.store.media_dir = self.media
-            self._config = config
-        return self._config
-
-    def store(self):
-        from safecity.store import open_store
-
-        config = self.config()
-        return open_store(config.store.url, config.store.media_dir)
-
-
-state = _State()
+app.add_typer(authorisation_commands.app, name="authorisation")
+app.add_typer(review_commands.app, name="review")
+app.add_typer(audit_commands.app, name="audit")
 
 
 @app.callback()
@@ -80,24 +55,21 @@ def _main(
         str | None, typer.Option(help="database URL (default: SQLite in SAFECITY_HOME)")
     ] = None,
     media: Annotated[Path | None, typer.Option(help="media folder for snapshots")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            "-u",
+            help="who is acting, for the audit trail (default: SAFECITY_USER, login)",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log details")] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    state.config_path, state.db, state.media = config, db, media
-    state._config = None
-
-
-def _parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option}: '{value}' is not a date/time like 2026-11-27T08:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    state.reset(config, db, media, user)
 
 
 # -- models ------------------------------------------------------------------------
@@ -160,32 +132,66 @@ def sample_fetch() -> None:
 @watchlist_app.command("create")
 def watchlist_create(
     name: str,
-    legal_basis: Annotated[str, typer.Option(help="law and article authorising the use")],
-    authority: Annotated[str, typer.Option(help="issuing authority (court, agency)")],
-    reference: Annotated[str, typer.Option(help="reference of the decision or warrant")],
-    valid_from: Annotated[str, typer.Option(help="start of validity, ISO 8601")],
-    valid_until: Annotated[str, typer.Option(help="end of validity, ISO 8601")],
-    purpose: Annotated[str, typer.Option(help="purpose of the identification")],
+    authorisation: Annotated[
+        int | None, typer.Option(help="an existing authorisation (instead of the fields below)")
+    ] = None,
+    legal_basis: Annotated[str, typer.Option(help="law and article authorising the use")] = "",
+    authority: Annotated[str, typer.Option(help="issuing authority (court, agency)")] = "",
+    reference: Annotated[str, typer.Option(help="reference of the decision or warrant")] = "",
+    valid_from: Annotated[str | None, typer.Option(help="start of validity, ISO 8601")] = None,
+    valid_until: Annotated[str | None, typer.Option(help="end of validity, ISO 8601")] = None,
+    purpose: Annotated[str, typer.Option(help="purpose of the identification")] = "",
     cameras: Annotated[
         str | None, typer.Option(help="comma-separated camera names in scope (default: all)")
     ] = None,
+    evidence_days: Annotated[
+        int | None, typer.Option(min=1, help="days confirmed-match evidence may be kept")
+    ] = None,
 ) -> None:
-    """Create a watchlist bound to a legal authorisation. No authorisation, no matching."""
+    """Create a watchlist under an authorisation, or propose one with it.
+
+    A proposed authorisation matches nothing until another user approves it
+    (safecity authorisation approve ID).
+    """
     from safecity.identity.watchlists import create_watchlist
 
     scope = [c.strip() for c in cameras.split(",") if c.strip()] if cameras else None
     watchlist = create_watchlist(
         state.store(),
         name=name,
+        by=state.actor(),
+        authorisation=authorisation,
         legal_basis=legal_basis,
         authority=authority,
         reference=reference,
         purpose=purpose,
-        valid_from=_parse_time(valid_from, "--valid-from"),
-        valid_until=_parse_time(valid_until, "--valid-until"),
+        valid_from=parse_time(valid_from, "--valid-from"),
+        valid_until=parse_time(valid_until, "--valid-until"),
         cameras=scope,
+        evidence_days=evidence_days or state.config().authorisations.default_evidence_days,
     )
-    out.print(f"watchlist '{name}' created (id {watchlist.id})")
+    out.print(
+        f"watchlist '{name}' created (id {watchlist.id}) under authorisation "
+        f"{watchlist.authorisation_id} ({watchlist.status})"
+    )
+    if watchlist.status == "proposed":
+        out.print(
+            f"nothing matches until another user approves it: "
+            f"safecity authorisation approve {watchlist.authorisation_id}"
+        )
+
+
+@watchlist_app.command("remove-person")
+def watchlist_remove_person(
+    watchlist: str,
+    person: Annotated[str, typer.Option(help="name of the person to remove")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit trail)")],
+) -> None:
+    """Remove a person and their templates from a watchlist."""
+    from safecity.identity.enrol import remove_person
+
+    removed = remove_person(state.store(), watchlist, person, by=state.actor(), reason=reason)
+    out.print(f"removed '{person}' from '{watchlist}' ({removed} template(s) deleted)")
 
 
 @watchlist_app.command("list")
@@ -195,7 +201,7 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
 
     rows = list_watchlists(state.store())
     if as_json:
-        print(json.dumps([_jsonable(r) for r in rows], default=str))
+        print(json.dumps([jsonable(r) for r in rows], default=str))
         return
     table = Table(
         "name",
@@ -206,9 +212,10 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         "valid until",
         "cameras",
         "persons",
+        "status",
     )
     for r in rows:
-        d = _jsonable(r)
+        d = jsonable(r)
         table.add_row(
             str(d.get("name")),
             str(d.get("legal_basis")),
@@ -218,6 +225,7 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
             str(d.get("valid_until")),
             ", ".join(d.get("cameras") or []) or "all",
             str(d.get("persons", "")),
+            str(d.get("status")),
         )
     out.print(table)
 
@@ -241,33 +249,39 @@ def enroll_cmd(
         images,
         detector=FaceDetector(config.faces),
         embedder=make_embedder(config.embedder),
+        by=state.actor(),
     )
     out.print(f"enrolled '{person}' on '{watchlist}': {result.templates} template(s) stored")
 
 
 # -- analysis ----------------------------------------------------------------------
-def _matcher_provider(store, config: SafecityConfig):
+def _audited_gallery(store, config: SafecityConfig):
+    """The matcher provider: authorised watchlists only, each use audited."""
+    from safecity.governance.uses import AuditedGallery
     from safecity.identity.gallery import GalleryCache
 
-    return GalleryCache(store, config).matcher_for
+    return AuditedGallery(GalleryCache(store, config), store)
 
 
 def _events_table(rows) -> Table:
     table = Table("id", "camera", "track", "label", "start", "end", "score", "match", "snapshot")
     for r in rows:
-        d = _jsonable(r)
+        d = jsonable(r)
         match = ""
         if d.get("person_name"):
             match = (
-                f"{d['person_name']} / {d.get('watchlist_name')} ({d.get('match_score', 0):.2f})"
+                f"{d['person_name']} / {d.get('watchlist_name')} ({d.get('match_score', 0):.2f}) "
+                f"{(d.get('match_status') or '').upper()}"
             )
+        elif d.get("match_status"):
+            match = f"{d['match_status']} match"
         table.add_row(
             str(d.get("id")),
             str(d.get("camera")),
             str(d.get("track_id")),
             str(d.get("label")),
-            _short_time(d.get("started_at")),
-            _short_time(d.get("ended_at")),
+            short_time(d.get("started_at")),
+            short_time(d.get("ended_at")),
             f"{d.get('best_score', 0):.2f}",
             match,
             str(d.get("snapshot_path") or ""),
@@ -293,7 +307,7 @@ def analyze_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Analyse one video or stream and store its events."""
-    report, rows = _analyze(source, camera, fps, annotated, _parse_time(start_time, "--start-time"))
+    report, rows = _analyze(source, camera, fps, annotated, parse_time(start_time, "--start-time"))
     if as_json:
         print(json.dumps(_report_dict(report, rows), default=str))
         return
@@ -302,6 +316,7 @@ def analyze_cmd(
 
 
 def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path | None, start):
+    from safecity.governance.audit import record
     from safecity.pipeline import Stages
     from safecity.runtime.local import analyze_one
     from safecity.store.queries import list_events
@@ -314,15 +329,34 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
     sink = StoreSink(store)
     stages = Stages.load(config)
     stop = _stop_on_signals()
-    report = analyze_one(
-        cam,
-        config,
-        stages,
-        write=sink.write_many,
-        matcher_for=_matcher_provider(store, config),
-        annotated_video=annotated,
-        start_time=start,
-        stop=stop,
+    gallery = _audited_gallery(store, config)
+    try:
+        report = analyze_one(
+            cam,
+            config,
+            stages,
+            write=sink.write_many,
+            matcher_for=gallery.matcher_for,
+            annotated_video=annotated,
+            start_time=start,
+            stop=stop,
+        )
+    finally:
+        gallery.close()
+    # The operator supplies the camera name and the first frame's time, and they
+    # decide which authorisations apply: both go on record.
+    record(
+        store,
+        actor=state.actor(),
+        action="analysis.run",
+        object=f"camera:{name}",
+        details={
+            "source": source,
+            "camera": name,
+            "start_time_given": start.isoformat() if start else None,
+            "frames": report.frames_in,
+            "events": len(report.event_ids),
+        },
     )
     ids = report.event_ids
     rows = list_events(store, ids=ids, limit=max(1, len(ids))) if ids else []
@@ -352,7 +386,7 @@ def _report_dict(report, rows) -> dict:
         "frames_analysed": report.frames_analysed,
         "seconds": round(report.seconds, 2),
         "annotated_video": str(report.annotated_video) if report.annotated_video else None,
-        "events": [_jsonable(r) for r in rows],
+        "events": [jsonable(r) for r in rows],
     }
 
 
@@ -370,6 +404,8 @@ def _print_report(report) -> None:
 @app.command("run")
 def run_cmd() -> None:
     """Run every camera of the config (--config) until stopped (Ctrl-C)."""
+    from safecity.governance.configuration import record_config
+    from safecity.governance.scheduler import RetentionScheduler
     from safecity.pipeline import Stages
     from safecity.runtime.local import CameraFleet
     from safecity.store.sink import StoreSink
@@ -380,19 +416,25 @@ def run_cmd() -> None:
     if not any(c.enabled for c in config.cameras):
         raise ConfigError(f"{state.config_path} lists no enabled camera")
     store = state.store()
+    record_config(store, config, state.config_path, actor=state.actor())
     stop = _stop_on_signals()
+    gallery = _audited_gallery(store, config)
+    scheduler = RetentionScheduler(store, config, state.signer(), stop=stop)
     fleet = CameraFleet(
         config,
         Stages.load(config),
         write=StoreSink(store).write_many,
-        matcher_for=_matcher_provider(store, config),
+        matcher_for=gallery.matcher_for,
         stop=stop,
     )
     fleet.start()
+    scheduler.start()
     while fleet.running and not stop.is_set():
         fleet.join(timeout=1.0)
     stop.set()
     fleet.join(timeout=10.0)
+    gallery.close()
+    scheduler.stop()
     table = Table(
         "camera",
         "state",
@@ -431,18 +473,32 @@ def events_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List stored events, newest first."""
+    from safecity.governance.audit import record
     from safecity.store.queries import list_events
 
+    store = state.store()
+    filters = {"camera": camera, "label": label, "since": since, "person": person, "limit": limit}
     rows = list_events(
-        state.store(),
+        store,
         camera=camera,
         label=label,
-        since=_parse_time(since, "--since"),
+        since=parse_time(since, "--since"),
         person=person,
         limit=limit,
     )
+    # Searching stored events is an audited use of personal data.
+    record(
+        store,
+        actor=state.actor(),
+        action="search.events",
+        object="events",
+        details={
+            "filters": {k: v for k, v in filters.items() if v is not None},
+            "found": len(rows),
+        },
+    )
     if as_json:
-        print(json.dumps([_jsonable(r) for r in rows], default=str))
+        print(json.dumps([jsonable(r) for r in rows], default=str))
     else:
         out.print(_events_table(rows))
 
@@ -464,6 +520,9 @@ def demo_cmd(
     out.print(_events_table(rows))
     _print_report(report)
     out.print(f"database: {state.config().store.url}")
+    state.signer().sign(state.store())
+    verified = state.signer().verify(state.store())
+    out.print(verified.format(), markup=False, highlight=False)
 
 
 # -- evaluation and benchmarks -------------------------------------------------------
@@ -506,24 +565,11 @@ def bench_components(
     out.print(results["machine"])
 
 
-# -- helpers ---------------------------------------------------------------------
-def _jsonable(row) -> dict:
-    """A query row (EventRow, WatchlistInfo: dataclasses) as a dict for tables and JSON."""
-    return asdict(row)
-
-
-def _short_time(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def main() -> None:
     """Entry point: one clear line for every operator error, never a traceback."""
     try:
         code = app(standalone_mode=False)
+        _sign_audit_head()
     except SafecityError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         sys.exit(2)
@@ -553,6 +599,20 @@ def main() -> None:
     # With standalone_mode off, typer returns (not raises) the code of typer.Exit,
     # including 130 for an interrupt it caught.
     sys.exit(code or 0)
+
+
+def _sign_audit_head() -> None:
+    """After a command that used the store, sign the audit chain's head if it moved.
+
+    A failure here does not undo the command; it is reported, and the next
+    command or ``safecity run`` signs again.
+    """
+    if state._store is None:
+        return
+    try:
+        state.signer().sign(state.store())
+    except SafecityError as exc:
+        err.print(f"warning: the audit head was not signed: {exc}", markup=False)
 
 
 def _validation_message(exc: ValidationError) -> str:

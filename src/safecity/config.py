@@ -146,6 +146,50 @@ class ReconnectConfig(_Section):
     max_attempts: int | None = Field(None, ge=1, description="None: retry forever")
 
 
+class ReviewConfig(_Section):
+    required_confirmations: int = Field(
+        2, ge=2, description="different reviewers who must confirm a match (four eyes or more)"
+    )
+
+
+class AuthorisationPolicy(_Section):
+    emergency_deadline_h: float = Field(
+        24.0, gt=0, description="hours within which an emergency use must file its request"
+    )
+    template_grace_days: float = Field(
+        7.0, ge=0, description="days after an authorisation ends before its templates are deleted"
+    )
+    default_evidence_days: int = Field(
+        90, ge=1, description="days confirmed-match evidence is kept when a proposal gives none"
+    )
+
+
+class RetentionConfig(_Section):
+    snapshots_h: float = Field(72.0, gt=0, description="snapshots and footage, in hours")
+    events_days: float = Field(30.0, gt=0, description="event rows, in days")
+    audit_days: float | None = Field(
+        1825.0, gt=0, description="audit trail, in days (None: keep for ever)"
+    )
+    interval_s: float = Field(3600.0, gt=0, description="how often safecity run enforces retention")
+    orphan_grace_s: float = Field(
+        3600.0, ge=0, description="age before a media file that no row refers to is deleted"
+    )
+
+
+class AuditConfig(_Section):
+    key_path: Path = Field(
+        default_factory=lambda: data_home() / "audit" / "head-signing-key.pem",
+        description="Ed25519 private key that signs the chain head (created on first use)",
+    )
+    heads_path: Path = Field(
+        default_factory=lambda: data_home() / "audit" / "signed-heads.jsonl",
+        description="append-only file of signed chain heads",
+    )
+    sign_interval_s: float = Field(
+        600.0, gt=0, description="how often safecity run signs the chain head"
+    )
+
+
 class SafecityConfig(_Section):
     cameras: list[CameraConfig] = Field(default_factory=list)
     motion: MotionConfig = Field(default_factory=MotionConfig)
@@ -156,6 +200,10 @@ class SafecityConfig(_Section):
     matcher: MatcherConfig = Field(default_factory=MatcherConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    authorisations: AuthorisationPolicy = Field(default_factory=AuthorisationPolicy)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("cameras")
     @classmethod

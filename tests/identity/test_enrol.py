@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 
 from safecity.config import EmbedderConfig, FacesConfig
 from safecity.errors import AuthorisationError, EnrolmentError
+from safecity.governance.authorisations import approve
+from safecity.governance.clock import ManualClock
 from safecity.identity.enrol import enroll
 from safecity.identity.watchlists import WatchlistError, active_gallery, create_watchlist
 from safecity.store import Store, open_store
@@ -36,9 +38,10 @@ def embedder():
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'safecity.db'}", tmp_path / "media")
-    create_watchlist(
+    info = create_watchlist(
         opened,
         "missing",
+        by="alice",
         legal_basis="Police Act s.12",
         authority="District Court",
         reference="2024/117",
@@ -47,6 +50,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
         cameras=None,
         purpose="find missing persons",
     )
+    approve(opened, info.authorisation_id, by="bob")
     yield opened
     opened.close()
 
@@ -71,7 +75,9 @@ def _write(path: Path, image: np.ndarray) -> Path:
 
 @pytest.mark.slow
 def test_enrol_one_portrait(store: Store, images: Path, detector, embedder) -> None:
-    result = enroll(store, "missing", "Barack Obama", [images / "obama.jpg"], detector, embedder)
+    result = enroll(
+        store, "missing", "Barack Obama", [images / "obama.jpg"], detector, embedder, by="alice"
+    )
     assert (result.templates, result.created_person, result.embedder) == (1, True, "dlib")
     assert _counts(store) == (1, 1)
     with store.transaction() as session:
@@ -94,11 +100,23 @@ def test_enrol_one_portrait(store: Store, images: Path, detector, embedder) -> N
 @pytest.mark.slow
 def test_more_photos_and_the_same_photo_again(store: Store, images: Path, detector, embedder):
     first = enroll(
-        store, "missing", "Obama", [images / "obama.jpg", images / "obama2.jpg"], detector, embedder
+        store,
+        "missing",
+        "Obama",
+        [images / "obama.jpg", images / "obama2.jpg"],
+        detector,
+        embedder,
+        by="alice",
     )
     assert first.templates == 2
     again = enroll(
-        store, "missing", "Obama", [images / "obama.jpg", images / "obama3.jpg"], detector, embedder
+        store,
+        "missing",
+        "Obama",
+        [images / "obama.jpg", images / "obama3.jpg"],
+        detector,
+        embedder,
+        by="alice",
     )
     assert (again.templates, again.skipped, again.created_person) == (1, 1, False)
     assert again.person_id == first.person_id
@@ -109,7 +127,7 @@ def test_text_file_is_refused(store: Store, tmp_path: Path, detector, embedder) 
     notes = tmp_path / "notes.jpg"
     notes.write_text("not a photo at all\n")
     with pytest.raises(EnrolmentError, match=r"notes\.jpg: not an image \("):
-        enroll(store, "missing", "X", [notes], detector, embedder)
+        enroll(store, "missing", "X", [notes], detector, embedder, by="alice")
     assert _counts(store) == (0, 0)
 
 
@@ -119,7 +137,7 @@ def test_image_without_a_face_is_refused(store, images, tmp_path, detector, embe
     blank = _write(tmp_path / "blank.png", np.full((400, 400, 3), 200, np.uint8))
     for path in (crop, blank):
         with pytest.raises(EnrolmentError, match=f"^no face found in {path}"):
-            enroll(store, "missing", "X", [path], detector, embedder)
+            enroll(store, "missing", "X", [path], detector, embedder, by="alice")
     assert _counts(store) == (0, 0)
 
 
@@ -133,7 +151,7 @@ def test_two_faces_are_refused(store, images, tmp_path, detector, embedder) -> N
     with pytest.raises(
         EnrolmentError, match="2 faces found in .*pair.jpg; use a photo with exactly one"
     ):
-        enroll(store, "missing", "X", [pair], detector, embedder)
+        enroll(store, "missing", "X", [pair], detector, embedder, by="alice")
     assert _counts(store) == (0, 0)
 
 
@@ -141,7 +159,7 @@ def test_small_face_is_refused_with_its_size(store, images, tmp_path, detector, 
     obama = cv2.imread(str(images / "obama.jpg"))
     small = _write(tmp_path / "small.jpg", cv2.resize(obama, None, fx=0.2, fy=0.2))
     with pytest.raises(EnrolmentError, match=r"small.jpg is \d+ px wide, too small"):
-        enroll(store, "missing", "X", [small], detector, embedder)
+        enroll(store, "missing", "X", [small], detector, embedder, by="alice")
     assert _counts(store) == (0, 0)
 
 
@@ -151,7 +169,13 @@ def test_one_bad_photo_stores_nothing(store, images, tmp_path, detector, embedde
     missing = tmp_path / "absent.jpg"
     with pytest.raises(EnrolmentError) as caught:
         enroll(
-            store, "missing", "Obama", [images / "obama.jpg", notes, missing], detector, embedder
+            store,
+            "missing",
+            "Obama",
+            [images / "obama.jpg", notes, missing],
+            detector,
+            embedder,
+            by="alice",
         )
     message = str(caught.value)
     assert message.startswith("2 of 3 photos refused:")
@@ -162,7 +186,7 @@ def test_one_bad_photo_stores_nothing(store, images, tmp_path, detector, embedde
 
 def test_unknown_and_expired_watchlists(store, images, detector, embedder) -> None:
     with pytest.raises(WatchlistError, match="no watchlist named 'nope'"):
-        enroll(store, "nope", "X", [images / "obama.jpg"], detector, embedder)
+        enroll(store, "nope", "X", [images / "obama.jpg"], detector, embedder, by="alice")
     with pytest.raises(AuthorisationError, match="expired"):
         enroll(
             store,
@@ -171,8 +195,9 @@ def test_unknown_and_expired_watchlists(store, images, detector, embedder) -> No
             [images / "obama.jpg"],
             detector,
             embedder,
-            now=NOW + timedelta(days=31),
+            by="alice",
+            clock=ManualClock(NOW + timedelta(days=31)),
         )
     with pytest.raises(EnrolmentError, match="no photos"):
-        enroll(store, "missing", "X", [], detector, embedder)
+        enroll(store, "missing", "X", [], detector, embedder, by="alice")
     assert _counts(store) == (0, 0)

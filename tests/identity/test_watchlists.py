@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 
 from safecity.errors import AuthorisationError
+from safecity.governance.authorisations import approve
+from safecity.governance.clock import ManualClock
 from safecity.identity.watchlists import (
     WatchlistError,
+    WatchlistInfo,
     active_gallery,
     create_watchlist,
     get_watchlist,
@@ -50,9 +53,18 @@ def _authorised(**overrides):
         valid_from=NOW - DAY,
         valid_until=NOW + 30 * DAY,
         cameras=None,
+        by="alice",
+        clock=ManualClock(NOW),
     )
     fields.update(overrides)
     return fields
+
+
+def _approved(store: Store, name: str, **fields) -> WatchlistInfo:
+    """A watchlist proposed by alice and approved by bob while it was valid."""
+    info = create_watchlist(store, name, **fields)
+    approve(store, info.authorisation_id, by="bob", clock=ManualClock(fields["valid_from"]))
+    return get_watchlist(store, info.id)
 
 
 def _enrol_vectors(store: Store, watchlist_id: int, name: str, vectors, embedder="dlib") -> int:
@@ -112,7 +124,7 @@ def test_create_and_list(store: Store) -> None:
 )
 def test_every_authorisation_field_is_required(store: Store, field: str, label: str) -> None:
     for empty in ("", "   ", None):
-        with pytest.raises(AuthorisationError, match=f"missing: {label}$"):
+        with pytest.raises(AuthorisationError, match=f"needs: {label}$"):
             create_watchlist(store, "w", **_authorised(**{field: empty}))
     assert list_watchlists(store) == []
 
@@ -148,12 +160,12 @@ def test_duplicate_and_unknown_names(store: Store) -> None:
 
 
 def test_gallery_is_scoped_by_time_and_camera(store: Store) -> None:
-    everywhere = create_watchlist(store, "everywhere", **_authorised())
-    gate1 = create_watchlist(store, "gate1-only", **_authorised(cameras=["gate-1"]))
-    expired = create_watchlist(
+    everywhere = _approved(store, "everywhere", **_authorised())
+    gate1 = _approved(store, "gate1-only", **_authorised(cameras=["gate-1"]))
+    expired = _approved(
         store, "expired", **_authorised(valid_from=NOW - 10 * DAY, valid_until=NOW - DAY)
     )
-    future = create_watchlist(
+    future = _approved(
         store, "future", **_authorised(valid_from=NOW + DAY, valid_until=NOW + 10 * DAY)
     )
     a = _enrol_vectors(store, everywhere.id, "A", [_unit(1), _unit(2)])
@@ -188,7 +200,7 @@ def test_gallery_is_scoped_by_time_and_camera(store: Store) -> None:
 
 
 def test_gallery_time_in_another_zone(store: Store) -> None:
-    w = create_watchlist(store, "w", **_authorised(valid_from=NOW, valid_until=NOW + DAY))
+    w = _approved(store, "w", **_authorised(valid_from=NOW, valid_until=NOW + DAY))
     _enrol_vectors(store, w.id, "A", [_unit(1)])
     before = (NOW - timedelta(minutes=1)).astimezone(timezone(timedelta(hours=-5)))
     after = (NOW + timedelta(minutes=1)).astimezone(timezone(timedelta(hours=9)))
@@ -204,11 +216,12 @@ def test_empty_gallery(store: Store) -> None:
 
 
 def test_list_counts_persons_and_templates(store: Store) -> None:
-    w = create_watchlist(store, "w", **_authorised())
+    w = _approved(store, "w", **_authorised())
     _enrol_vectors(store, w.id, "A", [_unit(1), _unit(2)])
     _enrol_vectors(store, w.id, "B", [_unit(3)])
     (row,) = list_watchlists(store)
     assert (row.persons, row.templates, row.valid_now) == (2, 3, False)  # NOW + 30 days is past
+    assert row.status == "active" and row.authorisation_id
     assert row.covers("any-camera", NOW)
 
 
@@ -220,9 +233,7 @@ def test_gallery_cache_follows_frame_time_and_scope(store: Store) -> None:
     from safecity.identity.gallery import GalleryCache
 
     until = NOW + timedelta(minutes=5)
-    info = create_watchlist(
-        store, "gate-only", **_authorised(valid_until=until, cameras=["gate-1"])
-    )
+    info = _approved(store, "gate-only", **_authorised(valid_until=until, cameras=["gate-1"]))
     face = _unit(1, dim=128)
     _enrol_vectors(store, info.id, "Jane Roe", [face])
     cache = GalleryCache(store, SafecityConfig(), reload_s=3600)
@@ -242,7 +253,7 @@ def test_gallery_cache_without_templates_or_watchlists(store: Store) -> None:
 
     cache = GalleryCache(store, SafecityConfig())
     assert cache.matcher_for("gate-1", NOW) is None
-    create_watchlist(store, "empty", **_authorised())
+    _approved(store, "empty", **_authorised())
     cache.reload()
     assert cache.matcher_for("gate-1", NOW) is None  # authorised, but nobody enrolled
 
@@ -254,7 +265,7 @@ def test_gallery_cache_survives_a_database_that_went_away(tmp_path: Path) -> Non
     from safecity.identity.gallery import GalleryCache
 
     store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "media")
-    info = create_watchlist(store, "w", **_authorised(valid_until=NOW + DAY))
+    info = _approved(store, "w", **_authorised(valid_until=NOW + DAY))
     face = _unit(2, dim=128)
     _enrol_vectors(store, info.id, "Jane Roe", [face])
     cache = GalleryCache(store, SafecityConfig(), reload_s=0)
@@ -265,3 +276,22 @@ def test_gallery_cache_survives_a_database_that_went_away(tmp_path: Path) -> Non
     assert cache.matcher_for("gate-1", NOW).match(face) is not None
     assert cache.matcher_for("gate-1", NOW + DAY) is None  # the window still applies
     store.close()
+
+
+def test_an_unapproved_authorisation_matches_nothing(store: Store) -> None:
+    """Proposed by one user, inside its window and scope: still no gallery, and a
+    perfect match is impossible, until a second user approves."""
+    from safecity.config import SafecityConfig
+    from safecity.identity.gallery import GalleryCache
+
+    info = create_watchlist(store, "w", **_authorised())
+    face = _unit(7, dim=128)
+    _enrol_vectors(store, info.id, "Jane Roe", [face])
+    assert info.status == "proposed" and not info.covers("gate-1", NOW)
+    assert active_gallery(store, "gate-1", NOW, "dlib")[1] == []
+    assert GalleryCache(store, SafecityConfig()).matcher_for("gate-1", NOW) is None
+    with pytest.raises(AuthorisationError, match="a different user must approve"):
+        approve(store, info.authorisation_id, by="alice", clock=ManualClock(NOW))
+    approve(store, info.authorisation_id, by="bob", clock=ManualClock(NOW))
+    matcher = GalleryCache(store, SafecityConfig()).matcher_for("gate-1", NOW)
+    assert matcher.match(face).person_name == "Jane Roe"

@@ -39,12 +39,17 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 def authorise_watchlist(store) -> str:
-    """A watchlist authorised for every camera for a day around NOW."""
+    """A watchlist for every camera, a day around NOW (alice proposed it, bob approved)."""
+    from safecity.governance.authorisations import approve
+    from safecity.governance.clock import ManualClock
     from safecity.identity.watchlists import create_watchlist
 
-    create_watchlist(
+    clock = ManualClock(NOW)
+    info = create_watchlist(
         store,
         name="wanted",
+        by="alice",
+        clock=clock,
         legal_basis="Test Act s.1",
         authority="Test Court",
         reference="TC-2026-001",
@@ -53,6 +58,7 @@ def authorise_watchlist(store) -> str:
         valid_until=NOW + timedelta(hours=12),
         cameras=None,
     )
+    approve(store, info.authorisation_id, by="bob", clock=clock)
     return "wanted"
 
 

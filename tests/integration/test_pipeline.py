@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from safecity.config import CameraConfig
+from safecity.governance.clock import ManualClock
 from safecity.identity.gallery import GalleryCache
 from safecity.runtime.local import analyze_one
 from safecity.store.queries import list_events
@@ -106,7 +107,8 @@ def arcade_run(data_dir, arcade_store, config, stages, tmp_path_factory, e2e):
         [photo],
         detector=FaceDetector(config.faces),
         embedder=make_embedder(config.embedder),
-        now=e2e.now,
+        by="alice",
+        clock=ManualClock(e2e.now),
     )
     # Record every face vector the pipeline computes, to look for them on disk.
     vectors: list[np.ndarray] = []

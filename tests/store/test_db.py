@@ -22,6 +22,11 @@ TABLES = {
     "persons",
     "templates",
     "events",
+    "reviews",
+    "legal_holds",
+    "identification_uses",
+    "audit_log",
+    "audit_purges",
 }
 
 
@@ -32,7 +37,7 @@ def test_migrations_create_the_schema_on_an_empty_database(store: Store) -> None
     assert {("camera", "started_at"), ("label",), ("started_at",)} <= event_indexes
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
-            "0001"
+            "0002"
         )
 
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from safecity.governance.authorisations import approve
+from safecity.governance.clock import ManualClock
 from safecity.identity.watchlists import create_watchlist
 from safecity.store import Store
 from safecity.store.queries import QueryError, count_events, get_event, list_events
@@ -29,7 +31,10 @@ def filled(store: Store, portrait, make_event) -> dict[str, int]:
         valid_until=T0 + timedelta(days=30),
         cameras=None,
         purpose="find missing persons",
+        by="alice",
+        clock=ManualClock(T0),
     )
+    approve(store, watchlist.authorisation_id, by="bob", clock=ManualClock(T0))
     with store.transaction() as session:
         person = Person(name="Jane Doe", watchlist_id=watchlist.id)
         session.add(person)

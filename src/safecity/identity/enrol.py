@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +25,8 @@ import numpy as np
 from sqlalchemy import select
 
 from safecity.errors import AuthorisationError, EnrolmentError
+from safecity.governance import audit
+from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.identity.watchlists import get_watchlist
 from safecity.store.db import Store
 from safecity.store.schema import Person, Template
@@ -146,24 +147,32 @@ def enroll(
     detector: _FaceFinder,
     embedder: _Embedder,
     *,
+    by: str,
     min_face_width: int = MIN_FACE_WIDTH,
     min_quality: float = MIN_QUALITY,
-    now: datetime | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> EnrolResult:
     """Enrol ``person`` on ``watchlist`` from ``images`` (one face each); all or nothing.
 
     Raises :class:`EnrolmentError` (a photo refused, naming every refused photo),
     :class:`~safecity.identity.watchlists.WatchlistError` (no such watchlist) or
     :class:`AuthorisationError` (the watchlist's authorisation has expired).
-    A person already on the watchlist gets the new templates added.
+    A person already on the watchlist gets the new templates added. ``by`` is
+    recorded as the enroller (who may then not review this person's matches)
+    and the enrolment is audited with the photos' sha256, never the photos.
     """
+    by = audit.check_actor(by)
     person = (person or "").strip()
     if not person:
         raise EnrolmentError("give the name of the person to enrol")
     if not images:
         raise EnrolmentError(f"no photos given to enrol '{person}'")
     info = get_watchlist(store, watchlist)
-    now = now or datetime.now(UTC)
+    now = clock.now()
+    if info.status in ("refused", "revoked"):
+        raise AuthorisationError(
+            f"the authorisation of watchlist '{info.name}' was {info.status}; enrolment refused"
+        )
     if now >= info.valid_until:
         raise AuthorisationError(
             f"the authorisation of watchlist '{info.name}' expired on "
@@ -193,7 +202,7 @@ def enroll(
         )
         created = row is None
         if row is None:
-            row = Person(name=person, watchlist_id=info.id)
+            row = Person(name=person, watchlist_id=info.id, enrolled_by=by, created_at=now)
             session.add(row)
             session.flush()
         known = set(
@@ -227,4 +236,54 @@ def enroll(
             skipped=len(images) - len(templates),
             created_person=created,
         )
+        audit.append(
+            session,
+            at=now,
+            actor=by,
+            action="enrolment.add",
+            object=f"person:{row.id}",
+            details={
+                "person": person,
+                "watchlist": info.name,
+                "templates": len(templates),
+                "photos_sha256": [digest for digest, _ in vectors],
+            },
+        )
     return result
+
+
+def remove_person(
+    store: Store, watchlist: str, person: str, *, by: str, reason: str, clock: Clock = SYSTEM_CLOCK
+) -> int:
+    """Remove a person and every template of theirs from a watchlist (audited).
+
+    Events that matched them keep their rows but lose the link to the person.
+    Returns the number of templates deleted.
+    """
+    by = audit.check_actor(by)
+    if not (reason or "").strip():
+        raise EnrolmentError("say why the person is removed (--reason)")
+    info = get_watchlist(store, watchlist)
+    with store.transaction(write=True) as session:
+        row = session.scalar(
+            select(Person).where(Person.watchlist_id == info.id, Person.name == person)
+        )
+        if row is None:
+            raise EnrolmentError(f"'{person}' is not on watchlist '{info.name}'")
+        templates = len(row.templates)
+        session.delete(row)
+        session.flush()
+        audit.append(
+            session,
+            at=clock.now(),
+            actor=by,
+            action="enrolment.remove",
+            object=f"person:{row.id}",
+            details={
+                "person": person,
+                "watchlist": info.name,
+                "templates": templates,
+                "reason": reason.strip(),
+            },
+        )
+    return templates

@@ -16,13 +16,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from safecity.config import SafecityConfig
 from safecity.errors import SafecityError
 from safecity.vision.embedder import embedder_name
+
+if TYPE_CHECKING:
+    from safecity.identity.watchlists import WatchlistInfo
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,7 @@ class GalleryCache:
         self.reload_s = reload_s
         self._lock = threading.Lock()
         self._loaded_at = -float("inf")
-        self._watchlists: list = []
+        self._watchlists: list[WatchlistInfo] = []
         self._vectors = np.zeros((0, 0), np.float32)
         self._meta: list = []
         self._matchers: dict[frozenset[int], object] = {}
@@ -62,6 +67,10 @@ class GalleryCache:
         authorisation windows are still checked against ``at``); with none read
         yet, nobody is matched. Either way the camera keeps analysing.
         """
+        return self.matcher_over(self.allowed(camera, at))
+
+    def allowed(self, camera: str, at: datetime) -> dict[int, WatchlistInfo]:
+        """The watchlists (by id) that may be searched on ``camera`` at ``at``."""
         if time.monotonic() - self._loaded_at > self.reload_s:
             try:
                 self.reload()
@@ -69,7 +78,12 @@ class GalleryCache:
                 log.error("watchlists not reloaded (retrying in %.0f s): %s", self.reload_s, exc)
                 self._loaded_at = time.monotonic()
         with self._lock:
-            allowed = frozenset(w.id for w in self._watchlists if w.covers(camera, at))
+            return {w.id: w for w in self._watchlists if w.covers(camera, at)}
+
+    def matcher_over(self, watchlist_ids: Iterable[int]):
+        """The matcher over these watchlists' templates; None when they hold none."""
+        allowed = frozenset(watchlist_ids)
+        with self._lock:
             if not allowed or not self._meta:
                 return None
             if allowed not in self._matchers:

@@ -1,34 +1,37 @@
 """Watchlists bound to legal authorisations, and the gallery a camera may match against.
 
 DESIGN.md invariant 1: no matching without a valid authorisation. A watchlist
-cannot exist without one (legal basis, issuing authority, reference, purpose,
-validity window, camera scope), and :func:`active_gallery` returns only the
-templates whose authorisation is valid at the given instant *and* covers the
-given camera.
+cannot exist without one (see :mod:`safecity.governance.authorisations`: two
+users, legal basis, issuing authority, reference, purpose, validity window,
+camera scope), and :func:`active_gallery` returns only the templates whose
+authorisation allows matching at the given instant *on* the given camera.
 
 Camera scope: ``cameras=None`` (or ``"all"``) authorises every camera, and is
 recorded as such; a list authorises exactly those camera names; an empty list
 is refused as ambiguous.
 
->>> create_watchlist(store, "missing-persons", legal_basis="Police Act s.12",  # doctest: +SKIP
-...     authority="District Court", reference="2024/117", purpose="find missing persons",
+>>> info = create_watchlist(store, "missing-persons", by="alice",  # doctest: +SKIP
+...     legal_basis="Police Act s.12", authority="District Court", reference="2024/117",
+...     purpose="find missing persons",
 ...     valid_from=start, valid_until=end, cameras=["gate-1"])
+>>> approve(store, info.authorisation_id, by="bob")  # doctest: +SKIP
 >>> vectors, entries = active_gallery(store, "gate-1", now, embedder="dlib")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from safecity.errors import AuthorisationError, SafecityError
+from safecity.governance import audit
+from safecity.governance.authorisations import CameraScope, allows_matching, propose_in
+from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.identity.matcher import GalleryEntry
 from safecity.store.db import Store, StoreError
 from safecity.store.schema import (
@@ -38,10 +41,6 @@ from safecity.store.schema import (
     Template,
     Watchlist,
 )
-
-CameraScope = Sequence[str] | Literal["all"] | None
-
-_CAMERA_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # as CameraConfig.name
 
 
 class WatchlistError(SafecityError):
@@ -54,6 +53,8 @@ class WatchlistInfo:
 
     id: int
     name: str
+    authorisation_id: int
+    status: str  # the authorisation's: proposed, active, emergency, refused, revoked
     legal_basis: str
     authority: str
     reference: str
@@ -63,100 +64,96 @@ class WatchlistInfo:
     cameras: list[str] | None  # None: every camera
     persons: int
     templates: int
-    valid_now: bool
+    valid_now: bool  # matching allowed now (on some camera in scope)
     created_at: datetime
+    emergency_deadline_at: datetime | None = None
+    request_filed_at: datetime | None = None
 
     def covers(self, camera: str, at: datetime) -> bool:
         """Whether this watchlist may be matched on ``camera`` at ``at``."""
-        in_time = self.valid_from <= at < self.valid_until
-        return in_time and (self.cameras is None or camera in self.cameras)
-
-
-def _aware(name: str, value: datetime) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise AuthorisationError(
-            f"{name} must be a date and time with a time zone, e.g. 2024-05-01T00:00:00+00:00"
+        return allows_matching(
+            self.status,
+            self.valid_from,
+            self.valid_until,
+            self.cameras,
+            self.emergency_deadline_at,
+            self.request_filed_at,
+            camera,
+            at,
         )
-    return value.astimezone(UTC)
-
-
-def _scope(cameras: CameraScope) -> list[str] | None:
-    """Validated camera names, or None for every camera."""
-    if cameras is None or cameras == "all":
-        return None
-    if isinstance(cameras, str):
-        raise AuthorisationError(
-            f"camera scope {cameras!r} must be a list of camera names or 'all'"
-        )
-    names = sorted({c.strip() for c in cameras if c.strip()})
-    if not names:
-        raise AuthorisationError(
-            "the camera scope is empty; list the cameras it covers, or give none for all cameras"
-        )
-    bad = [n for n in names if not _CAMERA_NAME.match(n)]
-    if bad:
-        raise AuthorisationError(f"invalid camera name(s) in the scope: {', '.join(bad)}")
-    return names
 
 
 def create_watchlist(
     store: Store,
     name: str,
-    legal_basis: str,
-    authority: str,
-    reference: str,
-    valid_from: datetime,
-    valid_until: datetime,
-    cameras: CameraScope,
-    purpose: str,
+    *,
+    by: str,
+    authorisation: int | None = None,
+    legal_basis: str = "",
+    authority: str = "",
+    reference: str = "",
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    cameras: CameraScope = None,
+    purpose: str = "",
+    evidence_days: int = 90,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> WatchlistInfo:
-    """Create a watchlist and the authorisation it is bound to.
+    """Create a watchlist under an existing authorisation, or under a new proposal.
 
-    Every authorisation field is required and non-empty, times are
-    timezone-aware and ``valid_until > valid_from``; otherwise
-    :class:`AuthorisationError`. A taken name raises :class:`WatchlistError`.
+    With ``authorisation`` the watchlist joins that authorisation (not a
+    refused or revoked one). Without it, the legal fields propose a new
+    authorisation (by ``by``) that another user must approve before anything
+    matches. Invalid fields raise :class:`AuthorisationError`; a taken name
+    :class:`WatchlistError`.
     """
     name = (name or "").strip()
     if not name:
         raise WatchlistError("a watchlist needs a name")
-    fields = {
-        "legal basis": legal_basis,
-        "issuing authority": authority,
-        "reference": reference,
-        "purpose": purpose,
-    }
-    missing = [label for label, value in fields.items() if not (value or "").strip()]
-    if missing:
-        raise AuthorisationError(
-            f"watchlist '{name}' needs a legal authorisation; missing: {', '.join(missing)}"
-        )
-    start = _aware("valid_from", valid_from)
-    end = _aware("valid_until", valid_until)
-    if end <= start:
-        raise AuthorisationError(
-            f"the authorisation for '{name}' must end after it starts "
-            f"(valid until {end.isoformat()} is not after {start.isoformat()})"
-        )
-    scope = _scope(cameras)
     with store.transaction(write=True) as session:
         if session.scalar(select(Watchlist.id).where(Watchlist.name == name)) is not None:
             raise WatchlistError(f"a watchlist named '{name}' already exists")
-        authorisation = Authorisation(
-            legal_basis=legal_basis.strip(),
-            authority=authority.strip(),
-            reference=reference.strip(),
-            purpose=purpose.strip(),
-            valid_from=start,
-            valid_until=end,
-            all_cameras=scope is None,
-            cameras=[AuthorisationCamera(camera=c) for c in scope or []],
-        )
-        watchlist = Watchlist(name=name, authorisation=authorisation)
+        if authorisation is not None:
+            row = session.get(Authorisation, authorisation)
+            if row is None:
+                raise AuthorisationError(f"there is no authorisation {authorisation}")
+            if row.status in ("refused", "revoked"):
+                raise AuthorisationError(
+                    f"authorisation {authorisation} is {row.status}; a watchlist needs a valid one"
+                )
+        else:
+            if valid_from is None or valid_until is None:
+                raise AuthorisationError(
+                    f"watchlist '{name}' needs a legal authorisation: give an existing one, "
+                    "or its validity window and legal fields"
+                )
+            row = propose_in(
+                session,
+                by=by,
+                legal_basis=legal_basis,
+                authority=authority,
+                reference=reference,
+                purpose=purpose,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                cameras=cameras,
+                evidence_days=evidence_days,
+                clock=clock,
+            )
+        watchlist = Watchlist(name=name, authorisation_id=row.id, created_at=clock.now())
         session.add(watchlist)
         try:
             session.flush()
         except IntegrityError:  # another process took the name meanwhile
             raise WatchlistError(f"a watchlist named '{name}' already exists") from None
+        audit.append(
+            session,
+            at=clock.now(),
+            actor=by,
+            action="watchlist.create",
+            object=f"watchlist:{watchlist.id}",
+            details={"name": name, "authorisation": row.id, "reference": row.reference},
+        )
         watchlist_id = watchlist.id
     return get_watchlist(store, watchlist_id)
 
@@ -194,6 +191,8 @@ def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
         WatchlistInfo(
             id=w.id,
             name=w.name,
+            authorisation_id=a.id,
+            status=a.status,
             legal_basis=a.legal_basis,
             authority=a.authority,
             reference=a.reference,
@@ -203,8 +202,19 @@ def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
             cameras=None if a.all_cameras else scopes.get(a.id, []),
             persons=int(n_persons),
             templates=int(n_templates),
-            valid_now=a.valid_from <= now < a.valid_until,
+            valid_now=allows_matching(
+                a.status,
+                a.valid_from,
+                a.valid_until,
+                None,
+                a.emergency_deadline_at,
+                a.request_filed_at,
+                "",
+                now,
+            ),
             created_at=w.created_at,
+            emergency_deadline_at=a.emergency_deadline_at,
+            request_filed_at=a.request_filed_at,
         )
         for w, a, n_persons, n_templates in rows
     ]

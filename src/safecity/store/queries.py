@@ -48,6 +48,7 @@ class EventRow:
     match_score: float | None
     match_margin: float | None
     created_at: datetime
+    match_status: str | None = None  # candidate (awaiting review) | confirmed | rejected | annulled
 
 
 def _check_time(name: str, value: datetime | None) -> None:
@@ -198,4 +199,5 @@ def _row(
         match_score=record.match_score,
         match_margin=record.match_margin,
         created_at=record.created_at,
+        match_status=record.match_status,
     )

@@ -98,8 +98,15 @@ class Authorisation(Base):
 
     Camera scope: ``all_cameras`` true means every camera; otherwise exactly the
     cameras listed in ``authorisation_cameras`` (by name, so a camera removed from
-    the config keeps its history). Approval (four-eyes) and the audit chain are
-    added by a later migration.
+    the config keeps its history).
+
+    ``status`` (see :mod:`safecity.governance.authorisations`): ``proposed`` until a
+    second user approves it (``active``) or refuses it (``refused``); ``emergency``
+    for use started before approval, whose request must be filed by
+    ``emergency_deadline_at``; ``revoked`` when stopped early. The legal fields
+    of an emergency use are empty until its request is filed. ``evidence_days``
+    is how long confirmed-match evidence may be kept; ``renews_id`` points at the
+    authorisation this one extends.
     """
 
     __tablename__ = "authorisations"
@@ -113,6 +120,19 @@ class Authorisation(Base):
     valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
     all_cameras: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="proposed", index=True)
+    proposed_by: Mapped[str] = mapped_column(String(128), default="")
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    evidence_days: Mapped[int] = mapped_column(Integer, default=90)
+    # No foreign key: SQLite could add one only by rebuilding this table, which
+    # would cascade-delete camera scopes; the governance module keeps it valid.
+    renews_id: Mapped[int | None] = mapped_column(Integer)
+    emergency_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    request_filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    templates_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    results_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     cameras: Mapped[list[AuthorisationCamera]] = relationship(
         back_populates="authorisation", cascade="all, delete-orphan"
@@ -158,6 +178,7 @@ class Person(Base):
         ForeignKey("watchlists.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enrolled_by: Mapped[str] = mapped_column(String(128), default="")  # may not review its matches
 
     watchlist: Mapped[Watchlist] = relationship(back_populates="persons")
     templates: Mapped[list[Template]] = relationship(
@@ -217,9 +238,106 @@ class EventRecord(Base):
     match_score: Mapped[float | None] = mapped_column(Float)
     match_margin: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Four-eyes review of a match: candidate → confirmed | rejected (None: no match).
+    match_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    match_authorisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("authorisations.id", ondelete="SET NULL"), index=True
+    )
+    match_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     match_person: Mapped[Person | None] = relationship()
     match_watchlist: Mapped[Watchlist | None] = relationship()
+
+
+class Review(Base):
+    """One reviewer's decision on a candidate match (one per reviewer and event)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("event_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))  # confirm | reject
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LegalHold(Base):
+    """Keeps a confirmed match's evidence past retention, for a case (until released)."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    case_ref: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(128))
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(128))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdentificationUse(Base):
+    """One watchlist searched on one camera, from ``started_at`` (frame time).
+
+    ``ended_at`` is set when the use stops (authorisation ended, camera stopped);
+    ``last_seen_at`` advances while it runs, so a crashed process still leaves
+    a lower bound of its duration.
+    """
+
+    __tablename__ = "identification_uses"
+    __table_args__ = (Index(None, "camera", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera: Mapped[str] = mapped_column(String(128))
+    watchlist_id: Mapped[int | None] = mapped_column(
+        ForeignKey("watchlists.id", ondelete="SET NULL")
+    )
+    watchlist_name: Mapped[str] = mapped_column(String(128))
+    authorisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("authorisations.id", ondelete="SET NULL")
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditRecordRow(Base):
+    """One link of the audit chain (append-only: the database refuses UPDATE/DELETE).
+
+    ``hash`` is the SHA-256 of this record's canonical form, which includes
+    ``prev_hash``; see :mod:`safecity.governance.audit`. ``id`` is assigned by
+    the writer (previous id + 1) under a lock, never by the database.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object: Mapped[str] = mapped_column(Text, default="")
+    purpose: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditPurge(Base):
+    """Retention of the audit trail: records up to ``through_id`` were deleted.
+
+    The only way the database lets audit rows go: a purge row must exist first
+    (triggers check it), and verification resumes from ``through_hash``.
+    """
+
+    __tablename__ = "audit_purges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through_id: Mapped[int] = mapped_column(Integer)
+    through_hash: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def binary_columns() -> list[tuple[str, str]]:

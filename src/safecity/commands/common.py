@@ -1,0 +1,98 @@
+"""What every command shares: the global options, the store, the acting user, output."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from safecity.config import SafecityConfig, load_config
+from safecity.errors import ConfigError
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+
+
+class State:
+    """The global options of one invocation, and what is built from them once."""
+
+    config_path: Path | None = None
+    db: str | None = None
+    media: Path | None = None
+    user: str | None = None
+    _config: SafecityConfig | None = None
+    _store = None
+
+    def reset(self, config: Path | None, db: str | None, media: Path | None, user: str | None):
+        self.config_path, self.db, self.media, self.user = config, db, media, user
+        self._config = None
+        self._store = None
+
+    def config(self) -> SafecityConfig:
+        if self._config is None:
+            config = load_config(self.config_path) if self.config_path else SafecityConfig()
+            if self.db:
+                config.store.url = self.db
+            if self.media:
+                config.store.media_dir = self.media
+            self._config = config
+        return self._config
+
+    def store(self):
+        from safecity.store import open_store
+
+        if self._store is None:
+            config = self.config()
+            self._store = open_store(config.store.url, config.store.media_dir)
+        return self._store
+
+    def actor(self) -> str:
+        """Who acts: --user, else SAFECITY_USER, else the login name."""
+        name = self.user or os.environ.get("SAFECITY_USER") or _login_name()
+        if not name:
+            raise ConfigError("cannot tell who you are; give --user NAME")
+        return name
+
+    def signer(self):
+        from safecity.governance.audit import HeadSigner
+
+        audit = self.config().audit
+        return HeadSigner(audit.key_path, audit.heads_path)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+state = State()
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 option value; a time without zone is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option}: '{value}' is not a date/time like 2026-11-27T08:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def jsonable(row) -> dict:
+    """A query row (a dataclass) as a dict for tables and JSON."""
+    return asdict(row)
+
+
+def short_time(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,67 @@
+"""Deleting the evidence of a match: shared by review, refusal, retention and erasure.
+
+A matched event's snapshots show the matched face unpixelated, so deleting a
+match's evidence deletes both snapshot files and unlinks the person. Rows are
+changed inside the caller's transaction; the files are returned so the caller
+removes them *after* the commit (a failed commit then leaves files, never rows
+pointing at missing files; retention sweeps files no row refers to).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from safecity.store.schema import EventRecord, Review
+
+
+def event_files(event: EventRecord) -> list[str]:
+    """The media files (relative paths) an event row refers to."""
+    return [p for p in (event.snapshot_path, event.match_snapshot_path) if p]
+
+
+def drop_snapshots(event: EventRecord) -> list[str]:
+    """Unlink the event's snapshot files from its row; returns them for removal."""
+    files = event_files(event)
+    event.snapshot_path = None
+    event.match_snapshot_path = None
+    return files
+
+
+def reject_match(event: EventRecord, at: datetime) -> list[str]:
+    """Mark a false match: keep the counts (watchlist, score), drop person and images."""
+    event.match_status = "rejected"
+    event.match_decided_at = at
+    event.match_person_id = None
+    return drop_snapshots(event)
+
+
+def annul_match(session: Session, event: EventRecord, at: datetime) -> list[str]:
+    """Remove a match made without a lawful basis: no person, no score, no review, no images."""
+    event.match_status = "annulled"
+    event.match_decided_at = at
+    event.match_person_id = None
+    event.match_score = None
+    event.match_margin = None
+    session.execute(delete(Review).where(Review.event_id == event.id))
+    return drop_snapshots(event)
+
+
+def annul_results(
+    session: Session, authorisation_id: int, *, at: datetime
+) -> tuple[int, list[str]]:
+    """Annul every match made under an authorisation (refused or lapsed emergency use)."""
+    events = session.scalars(
+        select(EventRecord).where(
+            EventRecord.match_authorisation_id == authorisation_id,
+            EventRecord.match_status.is_not(None),
+            EventRecord.match_status != "annulled",
+        )
+    ).all()
+    files: list[str] = []
+    for event in events:
+        files += annul_match(session, event, at)
+    session.flush()
+    return len(events), files

@@ -1,0 +1,207 @@
+"""Four-eyes review: a match is a *candidate* until enough different reviewers confirm it.
+
+- ``required`` different users (2 by default) must confirm; the same user
+  confirming twice counts once.
+- One rejection marks it a false match: its evidence (snapshots, the person
+  link) is deleted at once, the watchlist and score stay for the statistics.
+- Nobody reviews a match of a person they enrolled.
+
+Every decision is audited with the reviewer's name, in the same transaction.
+
+>>> review_match(store, event_id, by="carol", decision="confirm").status  # doctest: +SKIP
+'candidate'
+>>> review_match(store, event_id, by="dave", decision="confirm").status  # doctest: +SKIP
+'confirmed'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from safecity.errors import SafecityError
+from safecity.governance import audit
+from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.governance.evidence import reject_match
+from safecity.store.db import Store
+from safecity.store.schema import EventRecord, Person, Review, Watchlist
+
+Decision = Literal["confirm", "reject"]
+
+
+class ReviewError(SafecityError):
+    """A review cannot be recorded (no such candidate, own enrolment, already decided)."""
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    event_id: int
+    status: str  # candidate | confirmed | rejected
+    confirmed_by: list[str]
+    rejected_by: str | None
+    required: int
+    counted: bool  # False when this reviewer's confirmation was already counted
+
+    def describe(self) -> str:
+        if self.status == "candidate":
+            return (
+                f"candidate match: {len(self.confirmed_by)} of {self.required} confirmations "
+                f"({', '.join(self.confirmed_by) or 'none yet'})"
+            )
+        if self.status == "rejected":
+            return f"rejected as a false match by {self.rejected_by}; its evidence was deleted"
+        return f"confirmed by {', '.join(self.confirmed_by)}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A match awaiting review, as the review queue shows it."""
+
+    event_id: int
+    camera: str
+    started_at: datetime
+    person_id: int | None
+    person_name: str | None
+    enrolled_by: str | None
+    watchlist_name: str | None
+    score: float | None
+    margin: float | None
+    snapshot_path: str | None
+    match_snapshot_path: str | None
+    confirmed_by: list[str]
+
+
+def _confirmations(session: Session, event_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(Review.reviewer)
+            .where(Review.event_id == event_id, Review.decision == "confirm")
+            .order_by(Review.created_at, Review.id)
+        )
+    )
+
+
+def review_match(
+    store: Store,
+    event_id: int,
+    *,
+    by: str,
+    decision: Decision,
+    note: str = "",
+    required: int = 2,
+    clock: Clock = SYSTEM_CLOCK,
+) -> ReviewState:
+    """Record one reviewer's decision on a candidate match and return where it stands."""
+    by = audit.check_actor(by)
+    if decision not in ("confirm", "reject"):
+        raise ReviewError(f"a review decision is 'confirm' or 'reject', not {decision!r}")
+    now = clock.now()
+    files: list[str] = []
+    with store.transaction(write=True) as session:
+        event = session.get(EventRecord, event_id)
+        if event is None or event.match_status is None:
+            raise ReviewError(f"event {event_id} is not a match; there is nothing to review")
+        if event.match_status != "candidate":
+            raise ReviewError(f"the match of event {event_id} is already {event.match_status}")
+        person = session.get(Person, event.match_person_id) if event.match_person_id else None
+        if person is not None and person.enrolled_by == by:
+            raise ReviewError(
+                f"{by} enrolled {person.name}; a match of someone you enrolled must be "
+                "reviewed by others"
+            )
+        previous = session.scalar(
+            select(Review).where(Review.event_id == event_id, Review.reviewer == by)
+        )
+        confirmed = _confirmations(session, event_id)
+        if previous is not None:
+            if previous.decision != decision:
+                raise ReviewError(
+                    f"{by} already {previous.decision}ed the match of event {event_id}"
+                )
+            return ReviewState(event_id, event.match_status, confirmed, None, required, False)
+        session.add(
+            Review(
+                event_id=event_id, reviewer=by, decision=decision, note=note.strip(), created_at=now
+            )
+        )
+        session.flush()
+        watchlist = (
+            session.get(Watchlist, event.match_watchlist_id) if event.match_watchlist_id else None
+        )
+        details = {
+            "event": event.uuid,
+            "camera": event.camera,
+            "person": person.name if person else None,
+            "watchlist": watchlist.name if watchlist else None,
+            "score": event.match_score,
+            "note": note.strip(),
+        }
+        rejected_by = None
+        if decision == "reject":
+            files = reject_match(event, now)
+            rejected_by = by
+            details["evidence_deleted"] = len(files)
+        else:
+            confirmed.append(by)
+            if len(confirmed) >= required:
+                event.match_status = "confirmed"
+                event.match_decided_at = now
+        details.update(status=event.match_status, confirmations=len(confirmed), required=required)
+        audit.append(
+            session,
+            at=now,
+            actor=by,
+            action=f"review.{decision}",
+            object=f"event:{event_id}",
+            details=details,
+        )
+        state = ReviewState(event_id, event.match_status, confirmed, rejected_by, required, True)
+    for relative in files:
+        store.media.remove(relative)
+    return state
+
+
+def review_queue(store: Store, *, limit: int = 100, offset: int = 0) -> list[Candidate]:
+    """Candidate matches, oldest first, with who has confirmed each so far."""
+    query = (
+        select(EventRecord, Person.name, Person.enrolled_by, Watchlist.name)
+        .outerjoin(Person, EventRecord.match_person_id == Person.id)
+        .outerjoin(Watchlist, EventRecord.match_watchlist_id == Watchlist.id)
+        .where(EventRecord.match_status == "candidate")
+        .order_by(EventRecord.started_at, EventRecord.id)
+        .limit(max(1, min(limit, 10_000)))
+        .offset(max(0, offset))
+    )
+    with store.transaction() as session:
+        rows = session.execute(query).all()
+        return [
+            Candidate(
+                event_id=e.id,
+                camera=e.camera,
+                started_at=e.started_at,
+                person_id=e.match_person_id,
+                person_name=person_name,
+                enrolled_by=enrolled_by,
+                watchlist_name=watchlist_name,
+                score=e.match_score,
+                margin=e.match_margin,
+                snapshot_path=e.snapshot_path,
+                match_snapshot_path=e.match_snapshot_path,
+                confirmed_by=_confirmations(session, e.id),
+            )
+            for e, person_name, enrolled_by, watchlist_name in rows
+        ]
+
+
+def count_candidates(store: Store) -> int:
+    with store.transaction() as session:
+        return int(
+            session.scalar(
+                select(func.count(EventRecord.id)).where(EventRecord.match_status == "candidate")
+            )
+            or 0
+        )

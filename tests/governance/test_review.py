@@ -1,0 +1,91 @@
+"""Four-eyes review: one confirmation leaves a candidate, the same user twice counts once,
+two users confirm; a rejection deletes the evidence; nobody reviews their own enrolment."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import stored_match
+
+from safecity.governance.audit import list_records, verify
+from safecity.governance.review import ReviewError, review_match, review_queue
+from safecity.store import Store
+from safecity.store.schema import EventRecord
+
+
+def _row(store: Store, event_id: int) -> EventRecord:
+    with store.transaction() as session:
+        return session.get(EventRecord, event_id)
+
+
+def test_two_different_reviewers_confirm(store: Store, clock, portrait) -> None:
+    m = stored_match(store, clock, portrait)
+    first = review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
+    assert (first.status, first.confirmed_by) == ("candidate", ["carol"])
+    assert "1 of 2 confirmations" in first.describe()
+    again = review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
+    assert (again.status, again.confirmed_by, again.counted) == ("candidate", ["carol"], False)
+    assert [c.event_id for c in review_queue(store)] == [m.event_id]
+    assert review_queue(store)[0].confirmed_by == ["carol"]
+
+    second = review_match(store, m.event_id, by="dave", decision="confirm", clock=clock)
+    assert (second.status, second.confirmed_by) == ("confirmed", ["carol", "dave"])
+    row = _row(store, m.event_id)
+    assert row.match_status == "confirmed" and row.match_decided_at == clock.now()
+    assert row.snapshot_path and store.media.path(row.match_snapshot_path).exists()
+    assert review_queue(store) == []
+    with pytest.raises(ReviewError, match="already confirmed"):
+        review_match(store, m.event_id, by="erin", decision="reject", clock=clock)
+    reviews = list_records(store, action="review.", newest_first=False)
+    assert [(r.actor, r.details["confirmations"]) for r in reviews] == [("carol", 1), ("dave", 2)]
+    assert verify(store).ok
+
+
+def test_three_confirmations_when_configured(store: Store, clock, portrait) -> None:
+    m = stored_match(store, clock, portrait)
+    for reviewer, expected in [
+        ("carol", "candidate"),
+        ("dave", "candidate"),
+        ("erin", "confirmed"),
+    ]:
+        done = review_match(
+            store, m.event_id, by=reviewer, decision="confirm", required=3, clock=clock
+        )
+        assert done.status == expected
+
+
+def test_a_rejection_deletes_the_evidence(store: Store, clock, portrait) -> None:
+    m = stored_match(store, clock, portrait)
+    before = _row(store, m.event_id)
+    files = [store.media.path(p) for p in (before.snapshot_path, before.match_snapshot_path)]
+    assert all(f.exists() for f in files)
+    review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
+    done = review_match(
+        store, m.event_id, by="dave", decision="reject", note="not her", clock=clock
+    )
+    assert done.status == "rejected" and done.rejected_by == "dave"
+    row = _row(store, m.event_id)
+    assert row.match_status == "rejected" and row.match_person_id is None
+    assert row.snapshot_path is None and row.match_snapshot_path is None
+    assert row.match_watchlist_id == m.watchlist.id and row.match_score == pytest.approx(0.97)
+    assert not any(f.exists() for f in files)
+    (record,) = list_records(store, action="review.reject")
+    assert record.details["evidence_deleted"] == 2 and record.details["note"] == "not her"
+
+
+def test_nobody_reviews_their_own_enrolment(store: Store, clock, portrait) -> None:
+    m = stored_match(store, clock, portrait)  # alice enrolled Jane Doe
+    with pytest.raises(ReviewError, match="alice enrolled Jane Doe"):
+        review_match(store, m.event_id, by="alice", decision="confirm", clock=clock)
+    assert _row(store, m.event_id).match_status == "candidate"
+    assert list_records(store, action="review.") == []
+
+
+def test_reviews_need_a_candidate(store: Store, clock, portrait) -> None:
+    with pytest.raises(ReviewError, match="not a match"):
+        review_match(store, 999, by="carol", decision="confirm", clock=clock)
+    m = stored_match(store, clock, portrait)
+    with pytest.raises(ReviewError, match="'confirm' or 'reject'"):
+        review_match(store, m.event_id, by="carol", decision="maybe", clock=clock)  # type: ignore[arg-type]
+    review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
+    with pytest.raises(ReviewError, match="already confirmed"):
+        review_match(store, m.event_id, by="carol", decision="reject", clock=clock)
