@@ -155,3 +155,51 @@ def test_a_database_that_went_away(tmp_path: Path) -> None:
         session.scalars(select(Camera)).all()
     assert "no such table" in _one_sentence(caught.value)
     store.close()
+
+
+def test_upgrading_a_0001_store_keeps_rows_and_asks_for_approval(
+    backend_url: str, tmp_path: Path
+) -> None:
+    """Authorisations from before two-user approval arrive as proposals (nothing matches
+    until someone approves them); stored matches become candidates for review; camera
+    scopes survive the upgrade."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from safecity.store.db import MIGRATIONS_DIR
+
+    (tmp_path / "db").mkdir(exist_ok=True)
+    engine = create_engine(backend_url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        t = "2026-01-01 00:00:00"
+        for statement in (
+            "INSERT INTO authorisations (id, legal_basis, authority, reference, purpose, "
+            f"valid_from, valid_until, all_cameras, created_at) VALUES (1, 'a', 'b', 'c', 'd', "
+            f"'{t}', '2099-01-01 00:00:00', false, '{t}')",
+            "INSERT INTO authorisation_cameras (authorisation_id, camera) VALUES (1, 'gate-1')",
+            "INSERT INTO watchlists (id, name, authorisation_id, created_at) "
+            f"VALUES (1, 'w', 1, '{t}')",
+            f"INSERT INTO persons (id, name, watchlist_id, created_at) VALUES (1, 'p', 1, '{t}')",
+            "INSERT INTO events (uuid, camera, track_id, label, started_at, ended_at, best_score, "
+            "frames, match_person_id, match_watchlist_id, match_score, created_at) VALUES "
+            f"('u1', 'gate-1', 1, 'person', '{t}', '{t}', 0.9, 5, 1, 1, 0.95, '{t}')",
+        ):
+            connection.execute(text(statement))
+    engine.dispose()
+
+    store = open_store(backend_url, tmp_path / "media")
+    with store.transaction() as session:
+        status, scope = session.execute(
+            text(
+                "SELECT a.status, c.camera FROM authorisations a "
+                "JOIN authorisation_cameras c ON c.authorisation_id = a.id"
+            )
+        ).one()
+        match_status = session.execute(text("SELECT match_status FROM events")).scalar_one()
+    assert (status, scope, match_status) == ("proposed", "gate-1", "candidate")
+    store.close()
