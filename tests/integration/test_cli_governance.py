@@ -1,0 +1,143 @@
+"""Accountability through the ``safecity`` command, as two operators and two reviewers meet it."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_cli import count, one_error_line, safecity
+
+from safecity.events import Event, Snapshot
+from safecity.store import open_store
+from safecity.store.schema import Person
+from safecity.store.sink import StoreSink
+from safecity.vision.types import Match
+
+NOW = datetime.now(UTC)
+pytestmark = pytest.mark.slow  # each test runs several safecity processes
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def _as(home: Path, user: str, *args: str):
+    return safecity(home, "--user", user, *args)
+
+
+def _propose(home: Path) -> None:
+    done = _as(
+        home,
+        "alice",
+        "authorisation",
+        "propose",
+        "--legal-basis",
+        "Police Act s.12",
+        "--authority",
+        "District Court",
+        "--reference",
+        "DC-2026-7",
+        "--purpose",
+        "find a missing person",
+        "--valid-from",
+        (NOW - timedelta(hours=1)).isoformat(),
+        "--valid-until",
+        (NOW + timedelta(days=1)).isoformat(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "a user other than alice must approve it" in done.stdout
+
+
+def test_two_users_then_a_watchlist_then_a_verified_trail(home: Path) -> None:
+    _propose(home)
+    line = one_error_line(_as(home, "alice", "authorisation", "approve", "1"))
+    assert "a different user must approve it" in line
+    done = _as(home, "bob", "authorisation", "approve", "1")
+    assert done.returncode == 0 and "active" in done.stdout
+    done = _as(home, "bob", "watchlist", "create", "missing", "--authorisation", "1")
+    assert done.returncode == 0 and "(active)" in done.stdout
+
+    done = safecity(home, "audit", "verify")
+    assert done.returncode == 0, done.stderr
+    assert "audit trail intact: 3 records" in done.stdout
+    done = safecity(home, "audit", "list", "--json")
+    assert '"authorisation.approve"' in done.stdout and '"bob"' in done.stdout
+
+
+def test_audit_verify_names_the_tampered_record(home: Path) -> None:
+    _propose(home)
+    _as(home, "bob", "authorisation", "approve", "1")
+    db = home / "data" / "safecity.db"
+    connection = sqlite3.connect(db)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        connection.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 1")
+    connection.executescript(
+        "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor = 'mallory' WHERE id = 1;"
+    )
+    connection.close()
+    done = safecity(home, "audit", "verify")
+    assert done.returncode == 1
+    assert "record 1" in done.stderr and "altered" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_truncation_is_caught_by_the_signed_head(home: Path) -> None:
+    _propose(home)
+    _as(home, "bob", "authorisation", "approve", "1")  # each command signs the new head
+    connection = sqlite3.connect(home / "data" / "safecity.db")
+    connection.executescript(
+        "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE id = 2;"
+    )
+    connection.close()
+    done = safecity(home, "audit", "verify")
+    assert done.returncode == 1 and "truncated" in done.stderr
+
+
+def test_two_reviewers_confirm_a_match(home: Path, data_dir: Path) -> None:
+    _propose(home)
+    _as(home, "bob", "authorisation", "approve", "1")
+    _as(home, "alice", "watchlist", "create", "missing", "--authorisation", "1")
+    store = open_store(f"sqlite:///{home / 'data' / 'safecity.db'}", home / "data" / "media")
+    with store.transaction() as session:
+        person = Person(name="Jane Doe", watchlist_id=1, enrolled_by="alice")
+        session.add(person)
+        session.flush()
+        person_id = person.id
+    image = cv2.imread(str(data_dir / "images" / "obama.jpg"))
+    h, w = image.shape[:2]
+    box = np.array([0, 0, w, h], np.float32)
+    snapshot = Snapshot(image, box, box, np.zeros((0, 4), np.float32), 1, NOW)
+    event = Event(
+        "gate-1",
+        1,
+        "person",
+        NOW,
+        NOW,
+        0.9,
+        5,
+        snapshot,
+        Match(person_id, "Jane Doe", 1, "missing", 0.96, 0.1),
+        snapshot,
+    )
+    event_id = str(StoreSink(store).write(event))
+    store.close()
+
+    done = safecity(home, "review", "queue", "--json")
+    assert '"person_name": "Jane Doe"' in done.stdout and '"confirmed_by": []' in done.stdout
+    line = one_error_line(_as(home, "alice", "review", "confirm", event_id))
+    assert "alice enrolled Jane Doe" in line
+    done = _as(home, "carol", "review", "confirm", event_id)
+    assert "1 of 2 confirmations" in done.stdout
+    done = _as(home, "carol", "review", "confirm", event_id)
+    assert "counted once" in done.stdout and "1 of 2" in done.stdout
+    done = _as(home, "dave", "review", "confirm", event_id)
+    assert done.returncode == 0 and "confirmed by carol, dave" in done.stdout
+    done = safecity(home, "events", "--json")
+    assert '"match_status": "confirmed"' in done.stdout
+    assert count(home, "reviews") == 2
+    assert safecity(home, "audit", "verify").returncode == 0
