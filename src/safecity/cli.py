@@ -21,6 +21,7 @@ from rich.table import Table
 from safecity.commands import audit as audit_commands
 from safecity.commands import authorisation as authorisation_commands
 from safecity.commands import review as review_commands
+from safecity.commands import subject as subject_commands
 from safecity.commands.common import err, jsonable, out, parse_time, short_time, state
 from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import ConfigError, SafecityError
@@ -44,6 +45,7 @@ app.add_typer(sample_app, name="sample")
 app.add_typer(authorisation_commands.app, name="authorisation")
 app.add_typer(review_commands.app, name="review")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(subject_commands.app, name="subject")
 
 
 @app.callback()
