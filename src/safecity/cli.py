@@ -20,6 +20,8 @@ from rich.table import Table
 
 from safecity.commands import audit as audit_commands
 from safecity.commands import authorisation as authorisation_commands
+from safecity.commands import hold as hold_commands
+from safecity.commands import retention as retention_commands
 from safecity.commands import review as review_commands
 from safecity.commands import subject as subject_commands
 from safecity.commands.common import err, jsonable, out, parse_time, short_time, state
@@ -46,6 +48,8 @@ app.add_typer(authorisation_commands.app, name="authorisation")
 app.add_typer(review_commands.app, name="review")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(subject_commands.app, name="subject")
+app.add_typer(retention_commands.app, name="retention")
+app.add_typer(hold_commands.app, name="hold")
 
 
 @app.callback()
@@ -421,7 +425,7 @@ def run_cmd() -> None:
     record_config(store, config, state.config_path, actor=state.actor())
     stop = _stop_on_signals()
     gallery = _audited_gallery(store, config)
-    scheduler = RetentionScheduler(store, config, state.signer(), stop=stop)
+    scheduler = RetentionScheduler(store, config, state.signer(), stop_event=stop)
     fleet = CameraFleet(
         config,
         Stages.load(config),
@@ -437,6 +441,7 @@ def run_cmd() -> None:
     fleet.join(timeout=10.0)
     gallery.close()
     scheduler.stop()
+    scheduler.join(timeout=30)
     table = Table(
         "camera",
         "state",

@@ -200,7 +200,7 @@ def test_find_export_erase_with_a_legal_hold(
     assert not any(store.media.path(p).exists() for p in free_files)
     for event_id in (free, released):
         row = _event(store, event_id)
-        assert row.match_status == "annulled" and row.match_person_id is None
+        assert row.match_status == "erased" and row.match_person_id is None
         assert row.snapshot_path is None and row.match_snapshot_path is None
         assert _count(store, Review.id, Review.event_id == event_id) == 0
     kept = _event(store, held)
@@ -250,7 +250,7 @@ def test_erase_without_holds_removes_the_person(
     assert erased.persons_kept == () and erased.withheld == ()
     assert _count(store, Person.id) == 0 and _count(store, Template.id) == 0
     assert not any(store.media.path(p).exists() for p in files)
-    assert _event(store, event_id).match_status == "annulled"
+    assert _event(store, event_id).match_status == "erased"
     # The person's data is gone, so a second search finds nothing.
     again = _find(store, images / "obama2.jpg", detector, embedder, clock, ref="SAR-2")
     assert not again.found

@@ -38,9 +38,15 @@ def reject_match(event: EventRecord, at: datetime) -> list[str]:
     return drop_snapshots(event)
 
 
-def annul_match(session: Session, event: EventRecord, at: datetime) -> list[str]:
-    """Remove a match made without a lawful basis: no person, no score, no review, no images."""
-    event.match_status = "annulled"
+def annul_match(
+    session: Session, event: EventRecord, at: datetime, status: str = "annulled"
+) -> list[str]:
+    """Remove a match entirely: no person, no score, no review, no images.
+
+    ``annulled``: made without a lawful basis (refused or lapsed emergency use);
+    ``erased``: deleted at the request of the person concerned.
+    """
+    event.match_status = status
     event.match_decided_at = at
     event.match_person_id = None
     event.match_score = None
@@ -57,7 +63,7 @@ def annul_results(
         select(EventRecord).where(
             EventRecord.match_authorisation_id == authorisation_id,
             EventRecord.match_status.is_not(None),
-            EventRecord.match_status != "annulled",
+            EventRecord.match_status.not_in(("annulled", "erased")),
         )
     ).all()
     files: list[str] = []

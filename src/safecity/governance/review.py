@@ -102,7 +102,7 @@ def review_match(
     now = clock.now()
     files: list[str] = []
     with store.transaction(write=True) as session:
-        event = session.get(EventRecord, event_id)
+        event = session.get(EventRecord, event_id, with_for_update=True)
         if event is None or event.match_status is None:
             raise ReviewError(f"event {event_id} is not a match; there is nothing to review")
         if event.match_status != "candidate":

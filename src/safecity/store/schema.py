@@ -238,7 +238,8 @@ class EventRecord(Base):
     match_score: Mapped[float | None] = mapped_column(Float)
     match_margin: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Four-eyes review of a match: candidate → confirmed | rejected (None: no match).
+    # Four-eyes review: candidate → confirmed | rejected; annulled (no lawful basis) or
+    # erased (subject request) remove the match itself. None: no match.
     match_status: Mapped[str | None] = mapped_column(String(16), index=True)
     match_authorisation_id: Mapped[int | None] = mapped_column(
         ForeignKey("authorisations.id", ondelete="SET NULL"), index=True

@@ -1,0 +1,460 @@
+"""Retention enforced by the system (DESIGN.md invariant 5), one run at a time.
+
+What one :func:`run_retention` does, per class of data (``now`` is the clock's
+time at the start of the run; event ages count from ``events.started_at``):
+
+- **Lapsed emergency uses**: an emergency use whose request was not filed by
+  ``emergency_deadline_at`` gets every result annulled
+  (:func:`safecity.governance.evidence.annul_results`: no person, no score, no
+  images) and ``results_deleted_at`` set.
+- **Templates**: the templates (face vectors) of watchlists whose authorisation
+  ended (:meth:`AuthorisationInfo.ended_at`) more than
+  ``authorisations.template_grace_days`` ago are deleted and
+  ``templates_deleted_at`` is set. The persons (names) stay, so kept evidence
+  still says who matched. A renewal moves the watchlists to the new
+  authorisation, so renewed templates are not touched.
+- **Candidate matches nobody reviewed**: once the snapshot period
+  (``retention.snapshots_h``, 72 h) has passed they can no longer be checked
+  against their images, so they are closed *as rejected* — exactly what a
+  reviewer's rejection does (:func:`~safecity.governance.evidence.reject_match`):
+  images and person link deleted, watchlist and score kept for the statistics,
+  ``match_decided_at`` set. The row then follows the event rule.
+- **Snapshots** of events without a match: deleted after ``snapshots_h``; the
+  row stays.
+- **Rejected and annulled matches**: their evidence is deleted at once by the
+  review or the annulment; retention deletes whatever is still left (images,
+  person link), whatever its age.
+- **Event rows** (not confirmed matches): deleted after ``events_days``, with
+  any file they still refer to.
+- **Confirmed matches**: row and images are kept for the ``evidence_days`` of
+  the authorisation they were made under, counted from ``match_decided_at``
+  (``authorisations.default_evidence_days`` when that authorisation is gone),
+  then deleted whole — also when that is sooner than ``events_days``, since the
+  authorisation is what allows keeping them.
+- **Legal holds**: an event with an active hold (:mod:`safecity.governance.holds`)
+  is skipped by every rule above: neither its row nor its files are deleted.
+- **Orphan files**: files in the media layout's day folders
+  (``<camera>/<YYYY-MM-DD>/``) that no event row refers to and older than
+  ``retention.orphan_grace_s`` (a sink crash between file and row; a temp file
+  ``.*.tmp`` of an interrupted write) are deleted; younger ones may still be
+  getting their row. File ages are read on the machine's clock, as the file
+  system writes them. Nothing outside day folders is ever touched, so a media
+  folder shared with other files is safe.
+- **Empty day folders** older than the grace are removed.
+- **Audit trail**: records older than ``retention.audit_days`` are purged
+  (:func:`safecity.governance.audit.purge_before`; ``None`` keeps them).
+
+Then one audit record ``retention.run`` with the counts (never contents).
+
+Safety with the pipeline running: rows are changed in batches of
+``batch_size`` events, each batch its own short write transaction with its
+rows locked (``FOR UPDATE`` on PostgreSQL; SQLite's write lock), and holds are
+read again after the lock, so a hold placed meanwhile is honoured. Files are
+removed only after their batch commits (a failed commit leaves files, which
+the orphan sweep removes later, never rows pointing at missing files). Every
+rule selects only what still needs doing, so a second run finds nothing and
+two runs at once do no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from safecity.config import SafecityConfig
+from safecity.governance import audit
+from safecity.governance.authorisations import list_authorisations
+from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.governance.evidence import annul_results, drop_snapshots, reject_match
+from safecity.governance.holds import active_hold_exists, held_event_ids
+from safecity.store.db import Store
+from safecity.store.schema import (
+    Authorisation,
+    EventRecord,
+    LegalHold,
+    Person,
+    Template,
+    Watchlist,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+_DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PG_RETENTION_LOCK = 0x5AFE7E7
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    """What one run deleted, per class of data (counts only)."""
+
+    snapshots: int = 0  # events without a match whose snapshots were deleted
+    candidates_expired: int = 0  # unreviewed candidate matches closed as rejected
+    rejected_evidence: int = 0  # rejected/annulled matches whose leftover evidence went
+    events: int = 0  # event rows deleted after events_days
+    confirmed: int = 0  # confirmed matches deleted after their evidence period
+    held: int = 0  # events kept by an active legal hold (after the run)
+    emergency_uses: int = 0  # lapsed emergency uses whose results were annulled
+    emergency_results: int = 0  # matches annulled for them
+    template_authorisations: int = 0  # authorisations whose templates were deleted
+    templates: int = 0  # templates (face vectors) deleted
+    files: int = 0  # media files deleted, orphans included
+    orphans: int = 0  # of which files no row referred to
+    folders: int = 0  # empty day folders removed
+    file_errors: int = 0  # files that could not be deleted (retried as orphans)
+    audit_records: int = 0  # audit records purged
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line naming the non-zero counts.
+
+        >>> RetentionReport(snapshots=3, files=3).describe()
+        'retention: snapshots 3, files 3'
+        >>> RetentionReport().describe()
+        'retention: nothing to delete'
+        """
+        done = [f"{name.replace('_', ' ')} {n}" for name, n in self.as_dict().items() if n]
+        return "retention: " + (", ".join(done) if done else "nothing to delete")
+
+
+class _Tally:
+    """Mutable counts while a run goes on; frozen into a report at the end."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {f.name: 0 for f in fields(RetentionReport)}
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    def report(self) -> RetentionReport:
+        return RetentionReport(**self.counts)
+
+
+def run_retention(
+    store: Store,
+    config: SafecityConfig,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    actor: str = audit.SYSTEM_ACTOR,
+    batch_size: int = BATCH_SIZE,
+) -> RetentionReport:
+    """Enforce every retention rule once (see the module docstring) and audit the counts.
+
+    Raises :class:`~safecity.store.StoreError` when the database fails; what the
+    batches before the failure did stays done, and the next run carries on.
+    """
+    actor = audit.check_actor(actor)
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    now = clock.now()
+    policy = config.retention
+    tally = _Tally()
+
+    _annul_lapsed_emergencies(store, now, tally)
+    _delete_templates(store, now, timedelta(days=config.authorisations.template_grace_days), tally)
+
+    snapshot_cutoff = now - timedelta(hours=policy.snapshots_h)
+    events_cutoff = now - timedelta(days=policy.events_days)
+    sweep = _Sweeper(store, batch_size, tally)
+
+    sweep.run(
+        "candidates_expired",
+        [EventRecord.match_status == "candidate", EventRecord.started_at < snapshot_cutoff],
+        lambda session, event: reject_match(event, now),
+    )
+    sweep.run(
+        "snapshots",
+        [
+            EventRecord.match_status.is_(None),
+            EventRecord.started_at < snapshot_cutoff,
+            _has_files(),
+        ],
+        lambda session, event: drop_snapshots(event),
+    )
+    sweep.run(
+        "rejected_evidence",
+        [
+            EventRecord.match_status.in_(("rejected", "annulled", "erased")),
+            or_(_has_files(), EventRecord.match_person_id.is_not(None)),
+        ],
+        _drop_leftover_evidence,
+    )
+    for where in _expired_confirmed(store, now, config.authorisations.default_evidence_days):
+        sweep.run("confirmed", where, None)
+    sweep.run(
+        "events",
+        [
+            or_(EventRecord.match_status.is_(None), EventRecord.match_status != "confirmed"),
+            EventRecord.started_at < events_cutoff,
+        ],
+        None,
+    )
+
+    _sweep_media(store, policy.orphan_grace_s, tally)
+
+    with store.transaction(write=True) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Two runs at once (the scheduler and the command) purge one after the other.
+            session.execute(select(func.pg_advisory_xact_lock(_PG_RETENTION_LOCK)))
+        if policy.audit_days is not None:
+            cutoff = now - timedelta(days=policy.audit_days)
+            tally.add("audit_records", audit.purge_before(session, cutoff, actor=actor, at=now))
+        tally.add(
+            "held",
+            int(
+                session.scalar(
+                    select(func.count(func.distinct(LegalHold.event_id))).where(
+                        LegalHold.released_at.is_(None)
+                    )
+                )
+                or 0
+            ),
+        )
+        report = tally.report()
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="retention.run",
+            object="retention",
+            details=report.as_dict(),
+        )
+    log.info("%s", report.describe())
+    return report
+
+
+# -- events, in batches ---------------------------------------------------------------
+def _has_files() -> ColumnElement[bool]:
+    return or_(EventRecord.snapshot_path.is_not(None), EventRecord.match_snapshot_path.is_not(None))
+
+
+def _drop_leftover_evidence(session: Session, event: EventRecord) -> list[str]:
+    event.match_person_id = None
+    return drop_snapshots(event)
+
+
+class _Sweeper:
+    """Applies one rule to the matching events, a batch per write transaction."""
+
+    def __init__(self, store: Store, batch_size: int, tally: _Tally) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.tally = tally
+
+    def run(
+        self,
+        count: str,
+        where: Sequence[ColumnElement[bool]],
+        change: Callable[[Session, EventRecord], list[str]] | None,
+    ) -> None:
+        """``change`` edits one locked row and returns its files; ``None`` deletes the row.
+
+        Held events never match ``where`` (and are checked again once locked);
+        the id only grows from batch to batch, so the loop always ends.
+        """
+        after = 0
+        while True:
+            files: list[str] = []
+            with self.store.transaction(write=True) as session:
+                rows = session.scalars(
+                    select(EventRecord)
+                    .where(EventRecord.id > after, ~active_hold_exists(), *where)
+                    .order_by(EventRecord.id)
+                    .limit(self.batch_size)
+                    .with_for_update()
+                ).all()
+                if not rows:
+                    return
+                after = rows[-1].id
+                held = held_event_ids(session, [r.id for r in rows])
+                todo = [r for r in rows if r.id not in held]
+                for row in todo:
+                    if change is None:
+                        files += [p for p in (row.snapshot_path, row.match_snapshot_path) if p]
+                    else:
+                        files += change(session, row)
+                if change is None and todo:
+                    session.execute(
+                        delete(EventRecord).where(EventRecord.id.in_([r.id for r in todo])),
+                        execution_options={"synchronize_session": False},
+                    )
+            self.tally.add(count, len(todo))
+            _remove_files(self.store, files, self.tally)
+            if len(rows) < self.batch_size:
+                return
+
+
+def _expired_confirmed(
+    store: Store, now: datetime, default_days: int
+) -> list[list[ColumnElement[bool]]]:
+    """One filter per evidence period: confirmed matches whose period has passed."""
+    with store.transaction() as session:
+        periods = session.execute(select(Authorisation.id, Authorisation.evidence_days)).all()
+    filters: list[list[ColumnElement[bool]]] = []
+    by_days: dict[int, list[int]] = {}
+    for auth_id, days in periods:
+        by_days.setdefault(int(days), []).append(int(auth_id))
+    groups: list[tuple[ColumnElement[bool], int]] = [
+        (EventRecord.match_authorisation_id.in_(ids), days) for days, ids in by_days.items()
+    ]
+    groups.append((EventRecord.match_authorisation_id.is_(None), default_days))
+    for scope, days in groups:
+        cutoff = now - timedelta(days=days)
+        filters.append(
+            [
+                EventRecord.match_status == "confirmed",
+                scope,
+                or_(
+                    EventRecord.match_decided_at < cutoff,
+                    (EventRecord.match_decided_at.is_(None) & (EventRecord.started_at < cutoff)),
+                ),
+            ]
+        )
+    return filters
+
+
+# -- authorisations -------------------------------------------------------------------
+def _annul_lapsed_emergencies(store: Store, now: datetime, tally: _Tally) -> None:
+    with store.transaction() as session:
+        lapsed = list(
+            session.scalars(
+                select(Authorisation.id).where(
+                    Authorisation.status == "emergency",
+                    Authorisation.request_filed_at.is_(None),
+                    Authorisation.emergency_deadline_at <= now,
+                    Authorisation.results_deleted_at.is_(None),
+                )
+            )
+        )
+    for auth_id in lapsed:
+        with store.transaction(write=True) as session:
+            row = session.get(Authorisation, auth_id, with_for_update=True)
+            if (
+                row is None
+                or row.status != "emergency"
+                or row.request_filed_at is not None
+                or row.results_deleted_at is not None
+            ):
+                continue  # filed, refused or handled meanwhile
+            annulled, files = annul_results(session, auth_id, at=now)
+            row.results_deleted_at = now
+        tally.add("emergency_uses")
+        tally.add("emergency_results", annulled)
+        _remove_files(store, files, tally)
+
+
+def _delete_templates(store: Store, now: datetime, grace: timedelta, tally: _Tally) -> None:
+    due = []
+    for info in list_authorisations(store):
+        ended = info.ended_at()
+        if ended is not None and ended + grace <= now:
+            due.append(info.id)
+    if not due:
+        return
+    with store.transaction(write=True) as session:
+        for auth_id in due:
+            persons = (
+                select(Person.id)
+                .join(Watchlist, Person.watchlist_id == Watchlist.id)
+                .where(Watchlist.authorisation_id == auth_id)
+            )
+            result = session.execute(
+                delete(Template).where(Template.person_id.in_(persons)),
+                execution_options={"synchronize_session": False},
+            )
+            tally.add("templates", int(result.rowcount or 0))  # type: ignore[attr-defined]
+            row = session.get(Authorisation, auth_id)
+            if row is not None and row.templates_deleted_at is None:
+                row.templates_deleted_at = now
+                tally.add("template_authorisations")
+
+
+# -- media ----------------------------------------------------------------------------
+def _remove_files(store: Store, files: list[str], tally: _Tally) -> None:
+    """Delete files whose rows are committed; a failure is logged and left to the sweep."""
+    for relative in files:
+        try:
+            path = store.media.path(relative)
+            existed = path.exists()
+            store.media.remove(relative)
+        except (OSError, ValueError) as error:
+            log.warning("retention could not delete media file %s: %s", relative, error)
+            tally.add("file_errors")
+            continue
+        if existed:
+            tally.add("files")
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last modified.
+
+    Measured on the machine's clock, the one the file system stamps files with,
+    not the run's (possibly manual) clock: a file the sink wrote a second ago is
+    young whatever time the run pretends it is.
+    """
+    return time.time() - path.stat().st_mtime
+
+
+def _day_folders(root: Path) -> list[Path]:
+    folders = []
+    for camera in sorted(root.iterdir()):
+        if camera.is_symlink() or not camera.is_dir():
+            continue
+        folders += [
+            day
+            for day in sorted(camera.iterdir())
+            if _DAY_FOLDER.match(day.name) and not day.is_symlink() and day.is_dir()
+        ]
+    return folders
+
+
+def _sweep_media(store: Store, grace_s: float, tally: _Tally) -> None:
+    """Delete old files no row refers to, then empty day folders."""
+    root = store.media.root
+    try:
+        folders = _day_folders(root)
+    except OSError as error:
+        log.warning("retention cannot read the media folder %s: %s", root, error)
+        tally.add("file_errors")
+        return
+    old: list[str] = []
+    for folder in folders:
+        try:
+            for file in folder.iterdir():
+                if file.is_file() and not file.is_symlink() and _age(file) >= grace_s:
+                    old.append(file.relative_to(root).as_posix())
+        except OSError as error:  # a folder removed meanwhile, unreadable
+            log.warning("retention cannot read %s: %s", folder, error)
+    referenced = _referenced(store, old)
+    orphans = [rel for rel in old if rel not in referenced]
+    before = tally.counts["files"]
+    _remove_files(store, orphans, tally)
+    tally.add("orphans", tally.counts["files"] - before)
+    for folder in folders:
+        try:
+            if not any(folder.iterdir()) and _age(folder) >= grace_s:
+                folder.rmdir()  # fails harmlessly if a sink wrote into it meanwhile
+                tally.add("folders")
+        except OSError:
+            continue
+
+
+def _referenced(store: Store, files: list[str], chunk: int = 500) -> set[str]:
+    """Which of ``files`` (relative paths) some event row refers to."""
+    found: set[str] = set()
+    with store.transaction() as session:
+        for start in range(0, len(files), chunk):
+            part = files[start : start + chunk]
+            for column in (EventRecord.snapshot_path, EventRecord.match_snapshot_path):
+                found.update(session.scalars(select(column).where(column.in_(part))))
+    return found
