@@ -21,6 +21,7 @@ from rich.table import Table
 from safecity.commands import audit as audit_commands
 from safecity.commands import authorisation as authorisation_commands
 from safecity.commands import hold as hold_commands
+from safecity.commands import report as report_commands
 from safecity.commands import retention as retention_commands
 from safecity.commands import review as review_commands
 from safecity.commands import subject as subject_commands
@@ -50,6 +51,7 @@ app.add_typer(audit_commands.app, name="audit")
 app.add_typer(subject_commands.app, name="subject")
 app.add_typer(retention_commands.app, name="retention")
 app.add_typer(hold_commands.app, name="hold")
+app.add_typer(report_commands.app, name="report")
 
 
 @app.callback()
@@ -542,13 +544,19 @@ def eval_lfw(
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Face verification accuracy on LFW (every pair counted; no-face images are errors)."""
+    from safecity.governance.accuracy import save_evaluation
     from safecity.identity.lfw import evaluate_lfw
 
-    report = evaluate_lfw(pairs, images, train, roc, progress=not as_json)
+    threshold = state.config().matcher.threshold
+    report = evaluate_lfw(
+        pairs, images, train, roc, progress=not as_json, operating_thresholds=(threshold,)
+    )
+    saved = save_evaluation(report.to_dict())  # the DPIA's accuracy section reads it
     if as_json:
         print(json.dumps(report.to_dict()))
     else:
         out.print(report.format())
+        out.print(f"saved for the DPIA: {saved}")
 
 
 @bench_app.command("components")

@@ -92,6 +92,7 @@ def test_lfw_dev_accuracy(data_dir, tmp_path):
         data_dir / "lfw-dev/pairsDevTrain.txt",
         roc,
         progress=False,
+        operating_thresholds=(0.925,),
     )
     print("\n" + report.format())
     assert report.pairs == 1000 and report.train_pairs == 2200
@@ -103,4 +104,6 @@ def test_lfw_dev_accuracy(data_dir, tmp_path):
     # impostor pairs that is FAR 0: above the highest impostor, 0.935), no faceless image.
     assert 0.85 < report.tar_at_far <= 1.0
     assert roc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (point,) = report.at_threshold  # the configured threshold, for the DPIA
+    assert point["threshold"] == 0.925 and point["far"] <= 0.01 and point["tar"] > 0.8
     assert json.loads(json.dumps(report.to_dict()))["accuracy"] == report.accuracy

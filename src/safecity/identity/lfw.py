@@ -275,6 +275,8 @@ class LfwReport:
     train_pairs: int | None = None
     train_accuracy: float | None = None
     no_face_list: list[str] = field(default_factory=list)
+    # TAR, FAR and accuracy on the test pairs at the thresholds the system uses.
+    at_threshold: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -301,6 +303,11 @@ class LfwReport:
             f"(threshold {self.far_threshold:.4f})",
             f"  images without face {self.no_face_images} of {self.images} "
             f"({self.no_face_pairs} pairs counted as errors)",
+            *(
+                f"  at threshold {p['threshold']:.3f}  TAR {100 * p['tar']:.2f} %, "
+                f"FAR {100 * p['far']:.3f} %, accuracy {100 * p['accuracy']:.2f} %"
+                for p in self.at_threshold
+            ),
             f"  ROC                 {self.roc_png}",
             f"  time                {self.seconds:.0f} s",
         ]
@@ -321,8 +328,15 @@ def evaluate_lfw(
     roc_png: Path,
     progress: bool = True,
     workers: int | None = None,
+    operating_thresholds: tuple[float, ...] = (),
 ) -> LfwReport:
-    """Run the LFW protocol the pairs file asks for and write the ROC plot to ``roc_png``."""
+    """Run the LFW protocol the pairs file asks for and write the ROC plot to ``roc_png``.
+
+    ``operating_thresholds`` (the configured matcher threshold) are measured too,
+    for the DPIA's accuracy section.
+    """
+    from safecity.governance.accuracy import operating_point
+
     started = time.perf_counter()
     test = read_pairs(pairs)
     if test.folds == 1 and train is None:
@@ -401,4 +415,5 @@ def evaluate_lfw(
         train_pairs=train_pairs,
         train_accuracy=train_accuracy,
         no_face_list=no_face,
+        at_threshold=[operating_point(scores, same, t) for t in operating_thresholds],
     )

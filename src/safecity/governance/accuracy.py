@@ -1,0 +1,152 @@
+"""The latest accuracy evaluation on record, for the DPIA.
+
+``safecity eval lfw`` saves its report here (:func:`save_evaluation`); the
+DPIA reads it back (:func:`latest_evaluation`) to state how accurate matching
+is at the configured threshold. One file, ``evaluations/lfw.json`` under the
+data home, replaced atomically: a crash mid-write leaves the previous one.
+
+The report is the dict of :meth:`safecity.identity.lfw.LfwReport.to_dict`.
+Figures *at the configured threshold* (TAR, FAR, accuracy) can only come from
+the evaluation itself, which has the scores: it may add them under
+``at_threshold`` (a dict, or a list of dicts, each with ``threshold``, ``tar``,
+``far``, ``accuracy``; :func:`operating_point` computes one).
+
+>>> save_evaluation({"protocol": "dev", "accuracy": 0.989}, home=tmp)  # doctest: +SKIP
+>>> latest_evaluation(home=tmp).report["accuracy"]  # doctest: +SKIP
+0.989
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safecity.config import data_home
+from safecity.errors import SafecityError
+from safecity.governance.clock import SYSTEM_CLOCK, Clock
+
+FILE = Path("evaluations") / "lfw.json"
+
+
+class EvaluationError(SafecityError):
+    """The saved accuracy evaluation cannot be written or read."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One saved evaluation: when it was saved, its report, and where it lies."""
+
+    saved_at: datetime
+    report: dict[str, Any]
+    path: Path
+
+    def at_threshold(self, threshold: float, tolerance: float = 1e-6) -> dict[str, float] | None:
+        """The operating point measured at ``threshold`` (TAR, FAR, accuracy), if recorded."""
+        points = self.report.get("at_threshold")
+        if isinstance(points, Mapping):
+            points = [points]
+        if not isinstance(points, list):
+            return None
+        for point in points:
+            if not isinstance(point, Mapping):
+                continue
+            value = point.get("threshold")
+            if isinstance(value, int | float) and abs(float(value) - threshold) <= tolerance:
+                return {k: v for k, v in point.items() if isinstance(v, int | float)}
+        return None
+
+
+def _path(home: Path | None) -> Path:
+    return Path(home if home is not None else data_home()) / FILE
+
+
+def save_evaluation(
+    report: Mapping[str, Any], home: Path | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Path:
+    """Save ``report`` as the latest LFW evaluation (replacing the previous one); returns the file.
+
+    ``home`` defaults to :func:`safecity.config.data_home` at call time.
+    """
+    path = _path(home)
+    body = {"saved_at": clock.now().isoformat(), "report": dict(report)}
+    try:
+        text = json.dumps(body, indent=2, sort_keys=True, allow_nan=False, default=str)
+    except ValueError:
+        raise EvaluationError(
+            "the evaluation report holds a value that is not a number (NaN or infinity); "
+            "it was not saved"
+        ) from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".lfw-", suffix=".json", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise EvaluationError(
+            f"cannot save the evaluation to {path}: {error.strerror or error}"
+        ) from None
+    return path
+
+
+def latest_evaluation(home: Path | None = None) -> Evaluation | None:
+    """The evaluation saved last, or None when there is none."""
+    path = _path(home)
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise EvaluationError(
+            f"cannot read the saved evaluation {path}: {error.strerror}"
+        ) from None
+    except ValueError:
+        raise EvaluationError(
+            f"the saved evaluation {path} is not valid JSON; run safecity eval lfw again"
+        ) from None
+    try:
+        saved_at = datetime.fromisoformat(body["saved_at"])
+        report = body["report"]
+        if not isinstance(report, dict):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise EvaluationError(
+            f"the saved evaluation {path} is not an evaluation record; run safecity eval lfw again"
+        ) from None
+    return Evaluation(saved_at, report, path)
+
+
+def operating_point(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
+    """TAR, FAR and accuracy of cosine ``scores`` at ``threshold``.
+
+    As in :mod:`safecity.identity.lfw`, a pair without a face (NaN) is a
+    rejection for TAR and FAR, and always an error for accuracy.
+
+    >>> s = np.array([0.95, 0.80, 0.93, np.nan]); y = np.array([True, True, False, True])
+    >>> operating_point(s, y, 0.925)
+    {'threshold': 0.925, 'tar': 0.3333333333333333, 'far': 1.0, 'accuracy': 0.25}
+    """
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    accept = filled >= threshold
+    same = np.asarray(same, bool)
+    genuine, impostor = int(same.sum()), int((~same).sum())
+    return {
+        "threshold": float(threshold),
+        "tar": float(accept[same].sum() / genuine) if genuine else 0.0,
+        "far": float(accept[~same].sum() / impostor) if impostor else 0.0,
+        "accuracy": float(np.mean(~np.isnan(scores) & (accept == same))) if len(same) else 0.0,
+    }
