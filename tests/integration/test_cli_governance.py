@@ -141,3 +141,23 @@ def test_two_reviewers_confirm_a_match(home: Path, data_dir: Path) -> None:
     assert '"match_status": "confirmed"' in done.stdout
     assert count(home, "reviews") == 2
     assert safecity(home, "audit", "verify").returncode == 0
+
+
+def test_run_records_its_config_enforces_retention_and_signs(home: Path, data_dir: Path) -> None:
+    """`safecity run` over a short file camera: the configuration is audited once, the
+    retention scheduler runs, the head is signed, and a second run with the same
+    config adds no configuration record."""
+    config = home / "safecity.yaml"
+    config.write_text(
+        "cameras:\n"
+        f"  - {{name: lobby, url: '{data_dir / 'video/seated-faces-480x270.gif'}', fps: 2}}\n"
+        "retention: {interval_s: 3600}\n"
+    )
+    for _ in range(2):
+        done = _as(home, "alice", "--config", str(config), "run")
+        assert done.returncode == 0, done.stderr
+    listed = safecity(home, "audit", "list", "--json", "--limit", "1000").stdout
+    assert listed.count('"config.change"') == 1
+    assert listed.count('"retention.run"') == 2
+    assert (home / "data" / "audit" / "signed-heads.jsonl").exists()
+    assert safecity(home, "audit", "verify").returncode == 0
