@@ -147,3 +147,51 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
     }
+
+
+def bench_audit(url: str | None = None, records: int = 5000) -> dict:
+    """Audit trail cost: append ``records`` (one transaction each, as actions do), then verify.
+
+    Runs on a scratch SQLite file unless ``url`` names another empty database.
+    """
+    import tempfile
+
+    from safecity.governance import audit
+    from safecity.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="safecity-bench-") as folder:
+        store = open_store(url or f"sqlite:///{folder}/audit.db", Path(folder) / "media")
+        try:
+            appends = []
+            for i in range(records):
+                started = time.perf_counter()
+                audit.record(
+                    store,
+                    actor="bench",
+                    action="search.events",
+                    object=f"query:{i}",
+                    details={"filters": {"camera": "gate-1", "label": "person"}, "found": i},
+                )
+                appends.append(time.perf_counter() - started)
+            verify_times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                report = audit.verify(store)
+                verify_times.append(time.perf_counter() - started)
+            if not report.ok:
+                raise SafecityError(f"the benchmark's own audit trail failed: {report.problem}")
+        finally:
+            store.close()
+    appends_ms = np.array(appends) * 1000
+    verify_s = float(np.median(verify_times))
+    return {
+        "records": records,
+        "append_median_ms": float(np.median(appends_ms)),
+        "append_p95_ms": float(np.percentile(appends_ms, 95)),
+        "verify_s": verify_s,
+        "verify_records_per_s": records / verify_s if verify_s else 0.0,
+        "backend": "sqlite" if url is None else url.split(":", 1)[0],
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+    }

@@ -559,6 +559,29 @@ def eval_lfw(
         out.print(f"saved for the DPIA: {saved}")
 
 
+@bench_app.command("audit")
+def bench_audit_cmd(
+    records: Annotated[int, typer.Option(min=10, help="records to append")] = 5000,
+    url: Annotated[
+        str | None, typer.Option(help="an EMPTY database to use (default: scratch SQLite)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Milliseconds to append an audit record; records per second to verify the chain."""
+    from safecity.bench import bench_audit
+
+    result = bench_audit(url, records)
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(
+        f"{result['records']} records on {result['backend']}: append median "
+        f"{result['append_median_ms']:.2f} ms (p95 {result['append_p95_ms']:.2f} ms); "
+        f"verify {result['verify_s']:.2f} s ({result['verify_records_per_s']:.0f} records/s)"
+    )
+    out.print(result["machine"])
+
+
 @bench_app.command("components")
 def bench_components(
     repeats: Annotated[int, typer.Option(min=3, help="timed runs per component")] = 30,
