@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import HOUR, T0
+from governance_support import HOUR, T0
 from sqlalchemy import text
 
 from safecity.governance import audit

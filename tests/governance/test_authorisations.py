@@ -4,7 +4,15 @@ and the single rule that decides whether a watchlist may be searched."""
 from __future__ import annotations
 
 import pytest
-from conftest import DAY, HOUR, add_person, authorised_watchlist, make_event, stored_match, unit
+from governance_support import (
+    DAY,
+    HOUR,
+    add_person,
+    authorised_watchlist,
+    make_event,
+    stored_match,
+    unit,
+)
 from sqlalchemy import select
 
 from safecity.errors import AuthorisationError
@@ -92,7 +100,7 @@ def test_an_expired_proposal_cannot_be_approved(store: Store, clock) -> None:
         approve(store, proposed.id, by="bob", clock=clock)
 
 
-def test_emergency_use_matches_until_the_deadline_unless_filed(store: Store, clock) -> None:
+def test_emergency_use_matches_until_the_deadline_then_needs_approval(store: Store, clock) -> None:
     start = clock.now()
     use = start_emergency(
         store,
@@ -114,16 +122,21 @@ def test_emergency_use_matches_until_the_deadline_unless_filed(store: Store, clo
     filed = file_request(
         store,
         use.id,
-        by="alice",
+        by="bob",
         legal_basis="Police Act s.40",
         authority="Judge on duty",
         reference="URG-7",
         clock=clock,
     )
-    assert filed.request_filed_at == clock.now()
-    assert filed.allows("any", start + 3 * DAY)  # pending decision: use may go on
-    approved = approve(store, use.id, by="bob", clock=clock)
+    assert (filed.request_filed_at, filed.filed_by) == (clock.now(), "bob")
+    # Filed but not decided: the use still ends at the deadline.
+    assert filed.allows("any", start + 23 * HOUR) and not filed.allows("any", start + 3 * DAY)
+    for alone in ("alice", "bob"):  # who started it, who filed it
+        with pytest.raises(AuthorisationError, match="a different user must approve"):
+            approve(store, use.id, by=alone, clock=clock)
+    approved = approve(store, use.id, by="carol", clock=clock)
     assert approved.status == "active" and approved.reference == "URG-7"
+    assert approved.allows("any", start + 3 * DAY)
 
 
 def test_the_request_cannot_be_filed_late(store: Store, clock) -> None:
@@ -206,7 +219,8 @@ def test_a_watchlist_without_approval_never_produces_a_match(store: Store, clock
     assert row.snapshot_path is None and row.match_snapshot_path is None
     assert not any(p.is_file() for p in store.media.root.rglob("*"))
     refused = list_records(store, action="match.refused")
-    assert len(refused) == 1 and refused[0].details["person"] == "Jane Doe"
+    assert len(refused) == 1 and refused[0].details["person_id"] == person
+    assert "does not allow it" in refused[0].details["reason"]
 
 
 def test_a_match_is_a_candidate_with_its_evidence_audited(store: Store, clock, portrait) -> None:
@@ -221,3 +235,37 @@ def test_a_match_is_a_candidate_with_its_evidence_audited(store: Store, clock, p
     assert len(record.details["input_snapshot_sha256"]) == 64
     assert "authorisation" in record.details["reference_database"]
     assert record.details["score"] == pytest.approx(0.97)
+
+
+def test_a_past_frame_time_cannot_reach_into_an_ended_window(store: Store, clock, portrait):
+    """`analyze --start-time` inside an old window: the match is refused, since the
+    authorisation must also hold when the match is made."""
+    info = authorised_watchlist(store, clock)
+    person = add_person(store, info.id, "Jane Doe", [unit(1)])
+    frame_time = clock.now()
+    clock.advance(3 * DAY)  # the window ended two days ago
+    match = Match(person, "Jane Doe", info.id, info.name, 0.99, 0.3)
+    event_id = StoreSink(store, clock).write(make_event(portrait, start=frame_time, match=match))
+    with store.transaction() as session:
+        row = session.get(EventRecord, event_id)
+    assert row.match_status is None and row.snapshot_path is None
+    (refused,) = list_records(store, action="match.refused")
+    assert refused.details["reason"].endswith("does not allow it now")
+
+
+def test_a_person_removed_meanwhile_loses_only_the_match(store: Store, clock, portrait) -> None:
+    """The gallery may still hold a removed person for a few seconds: the match is refused,
+    the other events of the batch are stored."""
+    from safecity.identity.enrol import remove_person
+
+    info = authorised_watchlist(store, clock)
+    person = add_person(store, info.id, "Jane Doe", [unit(1)])
+    remove_person(store, info.name, "Jane Doe", by="alice", reason="found", clock=clock)
+    match = Match(person, "Jane Doe", info.id, info.name, 0.99, 0.3)
+    plain = make_event(portrait, track_id=1, start=clock.now())
+    matched = make_event(portrait, track_id=2, start=clock.now(), match=match)
+    ids = StoreSink(store, clock).write_many([plain, matched])
+    with store.transaction() as session:
+        rows = [session.get(EventRecord, i) for i in ids]
+    assert rows[0].snapshot_path and rows[1].match_person_id is None
+    assert "removed" in list_records(store, action="match.refused")[0].details["reason"]

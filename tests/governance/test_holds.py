@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOUR, add_person, make_event, stored_match, unit
+from governance_support import HOUR, add_person, make_event, stored_match, unit
 
 from safecity.governance.audit import list_records
 from safecity.governance.authorisations import start_emergency

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import HOUR, T0, add_person, authorised_watchlist, make_event, unit
+from governance_support import HOUR, T0, add_person, authorised_watchlist, make_event, unit
 from sqlalchemy import func, select
 
 from safecity.config import CameraConfig, SafecityConfig

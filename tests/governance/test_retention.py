@@ -16,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DAY, HOUR, add_person, authorised_watchlist, make_event, stored_match, unit
+from governance_support import (
+    DAY,
+    HOUR,
+    add_person,
+    authorised_watchlist,
+    make_event,
+    stored_match,
+    unit,
+)
 from sqlalchemy import func, select
 
 from safecity.config import SafecityConfig
@@ -27,12 +35,13 @@ from safecity.governance.authorisations import (
     file_request,
     get_authorisation,
     propose,
+    revoke,
     start_emergency,
 )
 from safecity.governance.holds import place_hold, release_hold
 from safecity.governance.retention import RetentionReport, run_retention
 from safecity.governance.review import review_match, review_queue
-from safecity.identity.watchlists import create_watchlist
+from safecity.identity.watchlists import create_watchlist, get_watchlist
 from safecity.store import Store
 from safecity.store.schema import EventRecord, Template
 from safecity.store.sink import StoreSink
@@ -395,3 +404,30 @@ def test_retention_command(sqlite_store: Store, portrait, tmp_path):
     assert _event(sqlite_store, old) is None
     record = list_records(sqlite_store, action="retention.run")[0]
     assert (record.actor, record.details) == ("erin", counts)
+
+
+def test_a_revoked_unfiled_emergency_use_loses_its_results_too(store: Store, clock, portrait):
+    """Revoking before filing must not keep the results: they were never authorised."""
+    auth_id, event_id = _emergency_match(store, clock, portrait, "urgent")
+    revoke(store, auth_id, by="alice", reason="child found", clock=clock)
+    clock.advance(25 * HOUR)
+    report = run_retention(store, CONFIG, clock=clock)
+    assert (report.emergency_uses, report.emergency_results) == (1, 1)
+    assert _event(store, event_id).match_status == "annulled"
+
+
+def test_a_match_stored_after_the_lapse_is_annulled_by_the_next_run(store, clock, portrait):
+    """An event analysed late (frame time before the deadline, stored after the run that
+    annulled the use) is caught by the next run."""
+    auth_id, _ = _emergency_match(store, clock, portrait, "urgent")
+    frame_time = clock.now() + 23 * HOUR
+    clock.advance(25 * HOUR)
+    run_retention(store, CONFIG, clock=clock)
+    watchlist = get_authorisation(store, auth_id).watchlists[0]
+    info = get_watchlist(store, watchlist)
+    match = Match(1, "Jane Doe", info.id, info.name, 0.97, 0.2)
+    late = StoreSink(store, clock).write(make_event(portrait, start=frame_time, match=match))
+    assert _event(store, late).match_status in (None, "annulled")  # the sink refuses it now
+    report = run_retention(store, CONFIG, clock=clock)
+    assert report.emergency_uses == 0
+    assert _event(store, late).match_status in (None, "annulled")

@@ -4,7 +4,7 @@ two users confirm; a rejection deletes the evidence; nobody reviews their own en
 from __future__ import annotations
 
 import pytest
-from conftest import stored_match
+from governance_support import stored_match
 
 from safecity.governance.audit import list_records, verify
 from safecity.governance.review import ReviewError, review_match, review_queue

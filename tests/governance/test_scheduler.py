@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import DAY, make_event
+from governance_support import DAY, make_event
 
 from safecity.config import SafecityConfig
 from safecity.governance.audit import HeadSigner, list_records, read_heads

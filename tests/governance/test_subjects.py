@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HOUR, T0, authorised_watchlist, make_event
+from governance_support import HOUR, T0, authorised_watchlist, make_event
 from sqlalchemy import func, select
 
 from safecity.config import FacesConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import DAY, add_person, authorised_watchlist, unit
+from governance_support import DAY, add_person, authorised_watchlist, unit
 from sqlalchemy import select, text
 
 from safecity.config import SafecityConfig

@@ -39,7 +39,7 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 def authorise_watchlist(store) -> str:
-    """A watchlist for every camera, a day around NOW (alice proposed it, bob approved)."""
+    """A watchlist for every camera, valid from a day before NOW (alice proposed, bob approved)."""
     from safecity.governance.authorisations import approve
     from safecity.governance.clock import ManualClock
     from safecity.identity.watchlists import create_watchlist
@@ -54,8 +54,10 @@ def authorise_watchlist(store) -> str:
         authority="Test Court",
         reference="TC-2026-001",
         purpose="integration test",
-        valid_from=NOW - timedelta(hours=12),
-        valid_until=NOW + timedelta(hours=12),
+        # Matching needs the window to hold at the frame's time (NOW) and when the
+        # match is stored (the machine's clock): a wide window covers both.
+        valid_from=NOW - timedelta(days=1),
+        valid_until=NOW + timedelta(days=3650),
         cameras=None,
     )
     approve(store, info.authorisation_id, by="bob", clock=clock)

@@ -65,7 +65,7 @@ def filled(store: Store, portrait, make_event) -> dict[str, int]:
             small, camera="gate-2", track_id=3, label="car", start=T0 + timedelta(minutes=5)
         ),
     ]
-    ids = StoreSink(store).write_many(events)
+    ids = StoreSink(store, ManualClock(T0)).write_many(events)
     return {"person_id": person_id, "matched_id": ids[3], "first_id": ids[0]}
 
 

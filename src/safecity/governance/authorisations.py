@@ -10,11 +10,12 @@ Life of an authorisation (``status``):
   by itself at the end (:func:`allows_matching` is the single rule).
 - ``refused`` by a reviewer of the request; nothing ever matched.
 - ``emergency``: use started by one user before approval. Matching is allowed
-  at once, but only until ``emergency_deadline_at`` (24 h by default) unless
-  the request is filed by then (:func:`file_request`). Approval makes it
-  ``active``; refusal stops the use and deletes its results
-  (:func:`refuse`); a deadline missed stops it too, and retention deletes the
-  results.
+  at once, but only until ``emergency_deadline_at`` (24 h by default); the
+  request must be filed by then (:func:`file_request`), and after it only an
+  approval (``active``) lets matching go on. The approver must be neither the
+  user who started the use nor the one who filed the request. Refusal deletes
+  the use's results (:func:`refuse`); a request not filed by the deadline
+  makes retention delete them.
 - ``revoked``: stopped early by any user.
 
 A renewal is a new proposal with ``renews``; when approved, the watchlists of
@@ -74,6 +75,7 @@ class AuthorisationInfo:
     renews_id: int | None
     emergency_deadline_at: datetime | None
     request_filed_at: datetime | None
+    filed_by: str | None
     templates_deleted_at: datetime | None
     results_deleted_at: datetime | None
     created_at: datetime
@@ -100,7 +102,7 @@ class AuthorisationInfo:
         """
         if self.status in ("refused", "revoked"):
             return self.decided_at or self.created_at
-        if self.status == "emergency" and self.request_filed_at is None:
+        if self.status == "emergency":
             assert self.emergency_deadline_at is not None
             return min(self.emergency_deadline_at, self.valid_until)
         return self.valid_until
@@ -124,7 +126,8 @@ def allows_matching(
     if status == "active":
         return True
     if status == "emergency" and emergency_deadline_at is not None:
-        return request_filed_at is not None or at < emergency_deadline_at
+        # Without approval, never past the deadline, filed or not.
+        return at < emergency_deadline_at
     return False
 
 
@@ -217,6 +220,7 @@ def _infos(session: Session, where: object | None = None) -> list[AuthorisationI
             renews_id=a.renews_id,
             emergency_deadline_at=a.emergency_deadline_at,
             request_filed_at=a.request_filed_at,
+            filed_by=a.filed_by,
             templates_deleted_at=a.templates_deleted_at,
             results_deleted_at=a.results_deleted_at,
             created_at=a.created_at,
@@ -463,6 +467,7 @@ def file_request(
         row.authority = fields["issuing authority"]
         row.reference = fields["reference"]
         row.request_filed_at = now
+        row.filed_by = by
         session.flush()
         _audit(
             session,
@@ -502,6 +507,16 @@ def approve(
         if by == row.proposed_by:
             raise AuthorisationError(
                 f"{by} proposed authorisation {authorisation_id}; a different user must approve it"
+            )
+        if by == row.filed_by:
+            raise AuthorisationError(
+                f"{by} filed the request of authorisation {authorisation_id}; "
+                "a different user must approve it"
+            )
+        if row.renews_id is not None and now < row.valid_from:
+            raise AuthorisationError(
+                f"renewal {authorisation_id} starts on {row.valid_from.isoformat()}; approving "
+                "it now would stop matching until then, so approve it once it has started"
             )
         if now >= row.valid_until:
             raise AuthorisationError(

@@ -137,7 +137,11 @@ def _refuse_unfiled_emergency(session: Session, event: EventRecord) -> None:
     if event.match_authorisation_id is None:
         return
     auth = session.get(Authorisation, event.match_authorisation_id)
-    if auth is not None and auth.status == "emergency" and auth.request_filed_at is None:
+    if (
+        auth is not None
+        and auth.emergency_deadline_at is not None
+        and auth.request_filed_at is None
+    ):
         raise HoldError(
             f"event {event.id} was matched under emergency use {auth.id}, whose request is not "
             "filed yet; file it first (its results are deleted if the deadline passes)"

@@ -325,30 +325,27 @@ def _expired_confirmed(
 
 # -- authorisations -------------------------------------------------------------------
 def _annul_lapsed_emergencies(store: Store, now: datetime, tally: _Tally) -> None:
+    """Annul what emergency uses whose request was never filed matched, whatever became of
+    them since (revoked too), including matches stored after an earlier run."""
     with store.transaction() as session:
         lapsed = list(
             session.scalars(
                 select(Authorisation.id).where(
-                    Authorisation.status == "emergency",
+                    Authorisation.emergency_deadline_at.is_not(None),
                     Authorisation.request_filed_at.is_(None),
                     Authorisation.emergency_deadline_at <= now,
-                    Authorisation.results_deleted_at.is_(None),
                 )
             )
         )
     for auth_id in lapsed:
         with store.transaction(write=True) as session:
             row = session.get(Authorisation, auth_id, with_for_update=True)
-            if (
-                row is None
-                or row.status != "emergency"
-                or row.request_filed_at is not None
-                or row.results_deleted_at is not None
-            ):
-                continue  # filed, refused or handled meanwhile
+            if row is None or row.request_filed_at is not None:
+                continue  # handled meanwhile
             annulled, files = annul_results(session, auth_id, at=now)
-            row.results_deleted_at = now
-        tally.add("emergency_uses")
+            if row.results_deleted_at is None:
+                row.results_deleted_at = now
+                tally.add("emergency_uses")
         tally.add("emergency_results", annulled)
         _remove_files(store, files, tally)
 

@@ -53,7 +53,12 @@ class AuditedGallery:
 
     def matcher_for(self, camera: str, at: datetime):
         """The matcher over the watchlists whose use on ``camera`` is recorded, or None."""
-        allowed = self.gallery.allowed(camera, at)
+        # Allowed at the frame's time *and* now: a file's operator-given start time
+        # cannot reach into an ended window or one not yet started.
+        now_allowed = self.gallery.allowed(camera, self.clock.now())
+        allowed = {
+            wid: w for wid, w in self.gallery.allowed(camera, at).items() if wid in now_allowed
+        }
         with self._lock:
             self._last_seen[camera] = at
             running = {wid for (cam, wid) in self._open if cam == camera}

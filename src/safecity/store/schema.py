@@ -131,6 +131,7 @@ class Authorisation(Base):
     renews_id: Mapped[int | None] = mapped_column(Integer)
     emergency_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     request_filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    filed_by: Mapped[str | None] = mapped_column(String(128))
     templates_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     results_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -203,6 +204,7 @@ class Template(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     source_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enrolled_by: Mapped[str] = mapped_column(String(128), default="")  # may not review matches
 
     person: Mapped[Person] = relationship(back_populates="templates")
 

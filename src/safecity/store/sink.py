@@ -12,9 +12,10 @@ retention sweep removes files no row refers to.)
 A matched event is stored as a *candidate* for four-eyes review, bound to the
 authorisation that allowed it, and its match is appended to the audit trail in
 the same transaction (reference database, the input snapshot's sha256, score).
-The sink checks the authorisation once more: a match whose watchlist was not
-authorised for that camera at that time is stored as a plain event *without
-images* (they show the face unpixelated), and the refusal is audited.
+The sink checks the authorisation once more, at the frame's time *and* now: a
+match it does not allow (or whose person was removed meanwhile) is stored as a
+plain event *without images* (they show the face unpixelated, so they are not
+even written), and the refusal is audited.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ from safecity.governance import audit
 from safecity.governance.authorisations import allows_matching
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.store.db import Store, StoreError
-from safecity.store.schema import Authorisation, AuthorisationCamera, EventRecord, Watchlist
+from safecity.store.schema import (
+    Authorisation,
+    AuthorisationCamera,
+    EventRecord,
+    Person,
+    Watchlist,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +60,29 @@ class StoreSink:
         events = list(events)
         if not events:
             return []
+        # Decide before any file is written: a refused match's snapshots show its
+        # face unpixelated, so they are never written at all.
+        with self.store.transaction() as session:
+            refusals = [self._refusal(session, e) if e.match else None for e in events]
         written: list[str] = []
         dropped: list[str] = []
         try:
-            records = [self._record(event, written) for event in events]
+            records = [
+                self._record(event, written, images=refusal is None)
+                for event, refusal in zip(events, refusals, strict=True)
+            ]
             with self.store.transaction(write=True) as session:
                 session.add_all(records)
                 session.flush()
-                for event, record in zip(events, records, strict=True):
-                    if event.match is not None:
-                        dropped += self._bind_match(session, event, record)
+                for event, record, refusal in zip(events, records, refusals, strict=True):
+                    if event.match is None:
+                        continue
+                    # Checked again under the write lock: it may have changed meanwhile.
+                    refusal = refusal or self._refusal(session, event)
+                    if refusal is None:
+                        self._candidate(session, event, record)
+                    else:
+                        dropped += self._refuse(session, event, record, refusal)
                 ids = [record.id for record in records]
         except BaseException:
             for relative in written:
@@ -72,14 +92,20 @@ class StoreSink:
             self.store.media.remove(relative)
         return ids
 
-    def _record(self, event: Event, written: list[str]) -> EventRecord:
-        """Write the event's snapshots (noting each in ``written``) and build its row."""
+    def _record(self, event: Event, written: list[str], *, images: bool) -> EventRecord:
+        """Write the event's snapshots (noting each in ``written``) and build its row.
+
+        ``images=False`` (a refused match) writes no file and no match.
+        """
         name = uuid.uuid4().hex
-        snapshot = self._snapshot(event, event.snapshot, name, written)
-        match_snapshot = None
-        if event.match_snapshot is not None:
-            match_snapshot = self._snapshot(event, event.match_snapshot, f"{name}-match", written)
-        match = event.match
+        snapshot = match_snapshot = None
+        if images:
+            snapshot = self._snapshot(event, event.snapshot, name, written)
+            if event.match_snapshot is not None:
+                match_snapshot = self._snapshot(
+                    event, event.match_snapshot, f"{name}-match", written
+                )
+        match = event.match if images else None
         return EventRecord(
             uuid=name,
             camera=event.camera,
@@ -97,31 +123,45 @@ class StoreSink:
             match_margin=float(match.margin) if match else None,
         )
 
-    def _bind_match(self, session: Session, event: Event, record: EventRecord) -> list[str]:
-        """Make the match a candidate under its authorisation, or drop it; audit either way.
+    @staticmethod
+    def _match_time(event: Event):
+        return event.match_snapshot.time if event.match_snapshot is not None else event.started_at
 
-        Returns the files to delete after the commit (those of a dropped match).
+    def _authorisation(self, session: Session, event: Event) -> Authorisation | None:
+        assert event.match is not None
+        return session.scalar(
+            select(Authorisation)
+            .join(Watchlist, Watchlist.authorisation_id == Authorisation.id)
+            .where(Watchlist.id == event.match.watchlist_id)
+        )
+
+    def _refusal(self, session: Session, event: Event) -> str | None:
+        """Why this match may not be stored, or None when it may.
+
+        The authorisation must allow the camera both at the frame's time and now,
+        when the match is stored: an operator-given start time cannot reach back
+        into an ended window or forward into one not yet started.
         """
         match = event.match
         assert match is not None
-        at = event.match_snapshot.time if event.match_snapshot is not None else event.started_at
-        found = session.execute(
-            select(Watchlist.name, Authorisation)
-            .join(Authorisation, Watchlist.authorisation_id == Authorisation.id)
-            .where(Watchlist.id == match.watchlist_id)
-        ).first()
-        allowed = False
-        if found is not None:
-            name, auth = found
-            scope = None
-            if not auth.all_cameras:
-                scope = list(
-                    session.scalars(
-                        select(AuthorisationCamera.camera).where(
-                            AuthorisationCamera.authorisation_id == auth.id
-                        )
+        auth = self._authorisation(session, event)
+        if auth is None:
+            return "the watchlist no longer exists"
+        if session.get(Person, match.person_id) is None:
+            return "the person was removed from the watchlist"
+        scope = None
+        if not auth.all_cameras:
+            scope = list(
+                session.scalars(
+                    select(AuthorisationCamera.camera).where(
+                        AuthorisationCamera.authorisation_id == auth.id
                     )
                 )
+            )
+        for label, at in (
+            ("at the frame's time", self._match_time(event)),
+            ("now", self.clock.now()),
+        ):
             allowed = allows_matching(
                 auth.status,
                 auth.valid_from,
@@ -132,35 +172,56 @@ class StoreSink:
                 event.camera,
                 at,
             )
-        details = {
+            if not allowed:
+                return f"authorisation {auth.id} ({auth.status}) does not allow it {label}"
+        return None
+
+    def _details(self, event: Event, record: EventRecord) -> dict:
+        match = event.match
+        assert match is not None
+        # Ids, not names: the audit trail outlives erasure of the person's data.
+        return {
             "event": record.uuid,
             "camera": event.camera,
-            "frame_time": at.isoformat(),
-            "person": match.person_name,
+            "frame_time": self._match_time(event).isoformat(),
+            "person_id": match.person_id,
             "watchlist": match.watchlist_name,
             "score": round(float(match.score), 4),
             "margin": round(float(match.margin), 4),
         }
-        if not allowed:
-            log.error(
-                "camera %s: a match on watchlist %s was not authorised at %s; dropped",
-                event.camera,
-                match.watchlist_name,
-                at.isoformat(),
-            )
-            dropped = [p for p in (record.snapshot_path, record.match_snapshot_path) if p]
-            record.snapshot_path = record.match_snapshot_path = None
-            record.match_person_id = record.match_watchlist_id = None
-            record.match_score = record.match_margin = None
-            audit.append(
-                session,
-                at=self.clock.now(),
-                actor=audit.SYSTEM_ACTOR,
-                action="match.refused",
-                object=f"event:{record.id}",
-                details={**details, "reason": "no authorisation allowed this match"},
-            )
-            return dropped
+
+    def _refuse(
+        self, session: Session, event: Event, record: EventRecord, reason: str
+    ) -> list[str]:
+        """Store the event without its match or images; audit the refusal.
+
+        Returns files already written for it, to delete after the commit.
+        """
+        assert event.match is not None
+        log.error(
+            "camera %s: a match on watchlist %s was refused (%s); stored without it",
+            event.camera,
+            event.match.watchlist_name,
+            reason,
+        )
+        dropped = [p for p in (record.snapshot_path, record.match_snapshot_path) if p]
+        record.snapshot_path = record.match_snapshot_path = None
+        record.match_person_id = record.match_watchlist_id = None
+        record.match_score = record.match_margin = None
+        audit.append(
+            session,
+            at=self.clock.now(),
+            actor=audit.SYSTEM_ACTOR,
+            action="match.refused",
+            object=f"event:{record.id}",
+            details={**self._details(event, record), "reason": reason},
+        )
+        return dropped
+
+    def _candidate(self, session: Session, event: Event, record: EventRecord) -> None:
+        """Bind the match to its authorisation as a candidate for review, and audit it."""
+        auth = self._authorisation(session, event)
+        assert auth is not None
         record.match_status = "candidate"
         record.match_authorisation_id = auth.id
         snapshot_sha = None
@@ -175,15 +236,14 @@ class StoreSink:
             action="match",
             object=f"event:{record.id}",
             details={
-                **details,
-                "reference_database": f"watchlist {name} (authorisation {auth.id}, "
-                f"{auth.reference or 'emergency use'})",
+                **self._details(event, record),
+                "reference_database": f"watchlist {event.match.watchlist_name} "
+                f"(authorisation {auth.id}, {auth.reference or 'emergency use'})",
                 "input_snapshot": record.match_snapshot_path,
                 "input_snapshot_sha256": snapshot_sha,
                 "status": "candidate",
             },
         )
-        return []
 
     def _snapshot(self, event: Event, snapshot: Snapshot, name: str, written: list[str]) -> str:
         try:

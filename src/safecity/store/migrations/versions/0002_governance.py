@@ -50,12 +50,18 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("emergency_deadline_at", _utc(), nullable=True))
         batch.add_column(sa.Column("request_filed_at", _utc(), nullable=True))
+        batch.add_column(sa.Column("filed_by", sa.String(128), nullable=True))
         batch.add_column(sa.Column("templates_deleted_at", _utc(), nullable=True))
         batch.add_column(sa.Column("results_deleted_at", _utc(), nullable=True))
         batch.add_column(sa.Column("renews_id", sa.Integer(), nullable=True))
     op.create_index("ix_authorisations_status", "authorisations", ["status"])
 
     with op.batch_alter_table("persons", recreate="never") as batch:
+        batch.add_column(
+            sa.Column("enrolled_by", sa.String(128), nullable=False, server_default="")
+        )
+
+    with op.batch_alter_table("templates", recreate="never") as batch:
         batch.add_column(
             sa.Column("enrolled_by", sa.String(128), nullable=False, server_default="")
         )
