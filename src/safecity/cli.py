@@ -412,7 +412,6 @@ def _print_report(report) -> None:
 @app.command("run")
 def run_cmd() -> None:
     """Run every camera of the config (--config) until stopped (Ctrl-C)."""
-    from safecity.governance.configuration import record_config
     from safecity.governance.scheduler import RetentionScheduler
     from safecity.pipeline import Stages
     from safecity.runtime.local import CameraFleet
@@ -424,7 +423,6 @@ def run_cmd() -> None:
     if not any(c.enabled for c in config.cameras):
         raise ConfigError(f"{state.config_path} lists no enabled camera")
     store = state.store()
-    record_config(store, config, state.config_path, actor=state.actor())
     stop = _stop_on_signals()
     gallery = _audited_gallery(store, config)
     scheduler = RetentionScheduler(store, config, state.signer(), stop_event=stop)

@@ -167,8 +167,10 @@ class AuthorisationPolicy(_Section):
 class RetentionConfig(_Section):
     snapshots_h: float = Field(72.0, gt=0, description="snapshots and footage, in hours")
     events_days: float = Field(30.0, gt=0, description="event rows, in days")
+    # Logs of such systems must be kept at least six months (EU AI Act Art. 19(1),
+    # 26(6)); a shorter setting would let a config file erase the trail.
     audit_days: float | None = Field(
-        1825.0, gt=0, description="audit trail, in days (None: keep for ever)"
+        1825.0, ge=183, description="audit trail, in days, at least 183 (None: keep for ever)"
     )
     interval_s: float = Field(3600.0, gt=0, description="how often safecity run enforces retention")
     orphan_grace_s: float = Field(

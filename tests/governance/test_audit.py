@@ -149,15 +149,19 @@ def test_signing_twice_without_new_records_adds_nothing(sqlite_store, clock, tmp
     assert len((tmp_path / "heads.jsonl").read_text().splitlines()) == 1
 
 
-def test_purge_keeps_the_chain_verifiable(store: Store, clock) -> None:
+def test_purge_keeps_the_chain_verifiable(store: Store, clock, tmp_path: Path) -> None:
+    signer = HeadSigner(tmp_path / "key.pem", tmp_path / "heads.jsonl")
     _fill(store, clock, 6)
     with store.transaction(write=True) as session:
-        purged = audit.purge_before(session, T0 + 3 * HOUR, actor="safecity", at=clock.now())
+        purged = audit.purge_before(
+            session, T0 + 3 * HOUR, actor="safecity", at=clock.now(), signer=signer
+        )
     assert purged == 3
     records = list_records(store, newest_first=False)
     assert [r.id for r in records] == [4, 5, 6, 7] and records[-1].action == "audit.purge"
     report = verify(store)
     assert report.ok, report.problem
+    assert signer.verify(store).ok
     # Only what a purge covers may go.
     with pytest.raises(StoreError, match="append-only"), store.transaction() as session:
         session.execute(text("DELETE FROM audit_log WHERE id = 5"))
@@ -166,3 +170,37 @@ def test_purge_keeps_the_chain_verifiable(store: Store, clock) -> None:
 def test_actor_is_required(store: Store, clock) -> None:
     with pytest.raises(audit.AuditError, match="user name"):
         audit.record(store, actor=" ", action="x", clock=clock)
+
+
+def test_a_hand_made_purge_row_does_not_hide_deleted_records(
+    sqlite_store: Store, clock, tmp_path: Path
+) -> None:
+    """Inserting an audit_purges row lets the trigger delete rows, but without the key no
+    signed head vouches for the purge boundary, so verify reports the deletion."""
+    signer = HeadSigner(tmp_path / "key.pem", tmp_path / "heads.jsonl")
+    _fill(sqlite_store, clock, 5)
+    signer.sign(sqlite_store, clock)
+    fourth = list_records(sqlite_store, newest_first=False)[3]
+    connection = sqlite3.connect(sqlite_store.engine.url.database)
+    connection.executescript(
+        "INSERT INTO audit_purges (through_id, through_hash, rows, actor, purged_at) "
+        f"VALUES (4, '{fourth.hash}', 4, 'mallory', '2026-11-27 08:00:00');"
+        "DELETE FROM audit_log WHERE id <= 4;"
+    )
+    connection.close()
+    assert verify(sqlite_store).ok  # the bare chain cannot tell
+    report = signer.verify(sqlite_store)
+    assert not report.ok and report.broken_id == 4 and "outside audit retention" in report.problem
+
+
+def test_insert_or_replace_cannot_rewrite_a_record(sqlite_store: Store, clock) -> None:
+    _fill(sqlite_store, clock, 3)
+    connection = sqlite3.connect(sqlite_store.engine.url.database)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        connection.execute(
+            "INSERT OR REPLACE INTO audit_log (id, at, actor, action, object, purpose, details, "
+            "prev_hash, hash) SELECT id, at, 'mallory', action, object, purpose, details, "
+            "prev_hash, hash FROM audit_log WHERE id = 2"
+        )
+    connection.close()
+    assert verify(sqlite_store).ok

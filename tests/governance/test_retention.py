@@ -101,7 +101,7 @@ def test_snapshots_go_after_72_hours_and_rows_after_30_days(store: Store, clock,
     assert run_retention(store, CONFIG, clock=clock) == RetentionReport()
 
 
-def test_unreviewed_candidate_is_closed_as_rejected_after_72_hours(store: Store, clock, portrait):
+def test_unreviewed_candidate_is_closed_as_expired_after_72_hours(store: Store, clock, portrait):
     matched = stored_match(store, clock, portrait)
     files = _files(store, _event(store, matched.event_id))
     assert len(files) == 2
@@ -114,7 +114,7 @@ def test_unreviewed_candidate_is_closed_as_rejected_after_72_hours(store: Store,
     assert (report.candidates_expired, report.files) == (1, 2)
     assert not any(f.exists() for f in files)
     row = _event(store, matched.event_id)
-    assert row.match_status == "rejected" and row.match_person_id is None
+    assert row.match_status == "expired" and row.match_person_id is None
     assert row.match_decided_at == clock.now()
     assert row.match_watchlist_id == matched.watchlist.id and row.match_score is not None
     assert review_queue(store) == []
@@ -325,12 +325,17 @@ def test_one_audit_record_with_counts_per_run(store: Store, clock, portrait):
 
 
 def test_audit_purge_keeps_the_chain_verifiable(store: Store, clock, tmp_path):
-    config = SafecityConfig.model_validate({"retention": {"audit_days": 10}})
+    config = SafecityConfig.model_validate(
+        {
+            "retention": {"audit_days": 200},
+            "audit": {"key_path": tmp_path / "key.pem", "heads_path": tmp_path / "heads.jsonl"},
+        }
+    )
     signer = HeadSigner(tmp_path / "key.pem", tmp_path / "heads.jsonl")
     for i in range(4):
         audit.record(store, actor="alice", action="search.events", object=f"q:{i}", clock=clock)
     signer.sign(store, clock)
-    clock.advance(11 * DAY)
+    clock.advance(201 * DAY)
     audit.record(store, actor="alice", action="search.events", object="q:new", clock=clock)
 
     report = run_retention(store, config, clock=clock)
@@ -341,6 +346,11 @@ def test_audit_purge_keeps_the_chain_verifiable(store: Store, clock, tmp_path):
     assert actions == ["search.events", "audit.purge", "retention.run"]
     assert run_retention(store, config, clock=clock).audit_records == 0
     assert audit.verify(store).ok
+
+
+def test_audit_retention_has_a_floor() -> None:
+    with pytest.raises(ValueError, match="183"):
+        SafecityConfig.model_validate({"retention": {"audit_days": 10}})
 
 
 def test_many_old_events_are_deleted_batch_by_batch(sqlite_store: Store, clock, portrait):

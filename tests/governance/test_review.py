@@ -89,3 +89,37 @@ def test_reviews_need_a_candidate(store: Store, clock, portrait) -> None:
     review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
     with pytest.raises(ReviewError, match="already confirmed"):
         review_match(store, m.event_id, by="carol", decision="reject", clock=clock)
+
+
+def test_whoever_added_a_photo_does_not_review_either(store: Store, clock, portrait) -> None:
+    from governance_support import unit
+
+    from safecity.store.schema import Template
+
+    m = stored_match(store, clock, portrait)  # alice enrolled Jane Doe
+    with store.transaction() as session:
+        v = unit(9)
+        session.add(
+            Template(
+                person_id=m.person_id,
+                embedder="dlib",
+                dim=v.size,
+                vector=v.astype("<f4").tobytes(),
+                source_sha256="1" * 64,
+                enrolled_by="carol",
+            )
+        )
+    with pytest.raises(ReviewError, match="carol enrolled Jane Doe"):
+        review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
+
+
+def test_a_removed_person_can_only_be_rejected(store: Store, clock, portrait) -> None:
+    from safecity.identity.enrol import remove_person
+
+    m = stored_match(store, clock, portrait)
+    remove_person(store, m.watchlist.name, "Jane Doe", by="alice", reason="found", clock=clock)
+    with pytest.raises(ReviewError, match="can only be rejected"):
+        review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
+    assert review_match(store, m.event_id, by="carol", decision="reject", clock=clock).status == (
+        "rejected"
+    )

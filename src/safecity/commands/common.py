@@ -13,8 +13,10 @@ from rich.console import Console
 from safecity.config import SafecityConfig, load_config
 from safecity.errors import ConfigError
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+# No rich markup: names, legal bases and audit details are operator text, and
+# "GDPR Art. 6(1)[e]" must print as written.
+out = Console(markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)  # an error stays one line
 
 
 class State:
@@ -48,11 +50,19 @@ class State:
         if self._store is None:
             config = self.config()
             self._store = open_store(config.store.url, config.store.media_dir)
+            if self.config_path is not None:
+                # Any command run with a config file acts under its policy: a changed
+                # policy (retention, review, thresholds) goes on record first.
+                from safecity.governance.configuration import record_config
+
+                record_config(self._store, config, self.config_path, actor=self.actor())
         return self._store
 
     def actor(self) -> str:
         """Who acts: --user, else SAFECITY_USER, else the login name."""
-        name = self.user or os.environ.get("SAFECITY_USER") or _login_name()
+        if self.user is not None and not self.user.strip():
+            raise ConfigError("--user needs a name")
+        name = (self.user or os.environ.get("SAFECITY_USER") or _login_name()).strip()
         if not name:
             raise ConfigError("cannot tell who you are; give --user NAME")
         return name

@@ -21,7 +21,17 @@ def queue_cmd(
     """Candidate matches awaiting review, oldest first."""
     from safecity.governance.review import review_queue
 
-    rows = review_queue(state.store(), limit=limit)
+    from safecity.governance.audit import record
+
+    store = state.store()
+    rows = review_queue(store, limit=limit)
+    record(
+        store,
+        actor=state.actor(),
+        action="search.review_queue",
+        object="review-queue",
+        details={"limit": limit, "found": len(rows)},
+    )
     required = state.config().review.required_confirmations
     if as_json:
         print(json.dumps([jsonable(r) for r in rows], default=str))

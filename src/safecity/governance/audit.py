@@ -288,11 +288,13 @@ def verify(
     differs from the record's (rewritten).
     """
     with store.transaction() as session:
-        purge = session.execute(
-            select(AuditPurge.through_id, AuditPurge.through_hash)
-            .order_by(AuditPurge.id.desc())
-            .limit(1)
-        ).first()
+        purges = [
+            (int(i), str(h))
+            for i, h in session.execute(
+                select(AuditPurge.through_id, AuditPurge.through_hash).order_by(AuditPurge.id)
+            )
+        ]
+        purge = purges[-1] if purges else None
         expected_id, prev = (int(purge[0]) + 1, str(purge[1])) if purge else (1, GENESIS)
         report = VerifyReport(ok=True, records=0, first_id=None, last_id=None)
         if purge:
@@ -329,8 +331,16 @@ def verify(
             prev = row.hash
             expected_id += 1
     if heads_path is not None:
-        return _check_heads(report, hashes, heads_path, public_key)
+        return _check_heads(report, hashes, heads_path, public_key, purges)
     return report
+
+
+class _FixedClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
 
 
 def _broken(report: VerifyReport, record_id: int | None, problem: str) -> VerifyReport:
@@ -345,8 +355,18 @@ def _check_heads(
     hashes: dict[int, str],
     heads_path: Path,
     public_key: Ed25519PublicKey | None,
+    purges: list[tuple[int, str]],
 ) -> VerifyReport:
     heads = read_heads(heads_path)
+    signed = {(h.id, h.hash) for h in heads}
+    for through_id, through_hash in purges:
+        if (through_id, through_hash) not in signed:
+            return _broken(
+                report,
+                through_id,
+                f"records up to {through_id} are gone, but no signed head vouches for that "
+                "purge: they were deleted outside audit retention",
+            )
     if not heads:
         report.notes.append(f"no signed heads in {heads_path}: truncation cannot be ruled out")
         return report
@@ -485,8 +505,12 @@ class HeadSigner:
         heads = read_heads(self.heads_path)
         if heads and heads[-1].id == last[0] and heads[-1].hash == last[1]:
             return heads[-1]
+        return self.sign_record(int(last[0]), str(last[1]), clock)
+
+    def sign_record(self, record_id: int, digest: str, clock: Clock = SYSTEM_CLOCK) -> SignedHead:
+        """Sign one record's hash and append it to the heads file."""
         key = self.private_key()
-        unsigned = SignedHead(int(last[0]), str(last[1]), _time_text(clock.now()), "", "")
+        unsigned = SignedHead(record_id, digest, _time_text(clock.now()), "", "")
         head = SignedHead(
             unsigned.id,
             unsigned.hash,
@@ -518,12 +542,22 @@ class HeadSigner:
         return verify(store, self.heads_path, self.public_key())
 
 
-def purge_before(session: Session, cutoff: datetime, *, actor: str, at: datetime) -> int:
+def purge_before(
+    session: Session,
+    cutoff: datetime,
+    *,
+    actor: str,
+    at: datetime,
+    signer: HeadSigner | None,
+) -> int:
     """Audit retention: delete the records older than ``cutoff`` (never the newest).
 
-    A purge row goes first (the triggers allow deleting only what it covers,
-    and verification resumes from its hash); the purge is itself audited.
-    Returns how many records were deleted.
+    The last record to go is signed first (``signer``): :func:`verify` accepts
+    a purge only where a signed head vouches for its boundary, so a purge row
+    inserted by hand, without the key, shows as deleted records. Then a purge
+    row (the triggers allow deleting only what it covers, and verification
+    resumes from its hash); the purge is itself audited. Returns how many
+    records were deleted.
     """
     newest = session.scalar(select(func.max(AuditRecordRow.id)))
     if newest is None:
@@ -537,6 +571,8 @@ def purge_before(session: Session, cutoff: datetime, *, actor: str, at: datetime
     if through is None:
         return 0
     through_id, through_hash = int(through[0]), str(through[1])
+    if signer is not None:
+        signer.sign_record(through_id, through_hash, _FixedClock(at))
     rows = (
         session.scalar(select(func.count(AuditRecordRow.id)).where(AuditRecordRow.id <= through_id))
         or 0

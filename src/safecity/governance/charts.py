@@ -34,6 +34,7 @@ OUTCOME_COLOURS = {
     "rejected": "#c62828",
     "annulled": "#6a1b9a",
     "erased": "#757575",
+    "expired": "#f9a825",
 }
 _DEFAULT = "#1565c0"
 
@@ -91,7 +92,7 @@ def stacked_bar_chart(
     """One bar per category, stacked by series (e.g. matches per day by outcome)."""
     if not categories or not series:
         return ""
-    fig = _figure(len(categories))
+    fig = _figure(max(len(categories), 7))  # room for the legend
     ax = fig.add_subplot()
     x = list(range(len(categories)))
     bottom = [0.0] * len(categories)
@@ -101,7 +102,7 @@ def stacked_bar_chart(
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     step = max(1, len(categories) // 12)  # at most a dozen tick labels
     ax.set_xticks(x[::step], list(categories)[::step], rotation=30, ha="right")
-    ax.legend(fontsize=8, frameon=False, loc="upper left", ncols=len(series))
+    ax.legend(fontsize=8, frameon=False, loc="upper left", ncols=min(3, len(series)))
     _style(ax, title, ylabel, max(bottom, default=0), integer=True)
     return _svg(fig, title)
 

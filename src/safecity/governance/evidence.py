@@ -30,9 +30,13 @@ def drop_snapshots(event: EventRecord) -> list[str]:
     return files
 
 
-def reject_match(event: EventRecord, at: datetime) -> list[str]:
-    """Mark a false match: keep the counts (watchlist, score), drop person and images."""
-    event.match_status = "rejected"
+def reject_match(event: EventRecord, at: datetime, status: str = "rejected") -> list[str]:
+    """Mark a false match: keep the counts (watchlist, score), drop person and images.
+
+    ``status="expired"``: nobody reviewed it in time; handled the same, but not
+    counted as a false match.
+    """
+    event.match_status = status
     event.match_decided_at = at
     event.match_person_id = None
     return drop_snapshots(event)

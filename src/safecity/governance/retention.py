@@ -15,10 +15,10 @@ time at the start of the run; event ages count from ``events.started_at``):
   authorisation, so renewed templates are not touched.
 - **Candidate matches nobody reviewed**: once the snapshot period
   (``retention.snapshots_h``, 72 h) has passed they can no longer be checked
-  against their images, so they are closed *as rejected* — exactly what a
-  reviewer's rejection does (:func:`~safecity.governance.evidence.reject_match`):
-  images and person link deleted, watchlist and score kept for the statistics,
-  ``match_decided_at`` set. The row then follows the event rule.
+  against their images, so they are closed as ``expired``: what a reviewer's
+  rejection does (:func:`~safecity.governance.evidence.reject_match`), images
+  and person link deleted, watchlist and score kept, ``match_decided_at`` set,
+  but not counted as a false match. The row then follows the event rule.
 - **Snapshots** of events without a match: deleted after ``snapshots_h``; the
   row stays.
 - **Rejected and annulled matches**: their evidence is deleted at once by the
@@ -70,6 +70,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from safecity.config import SafecityConfig
+from safecity.errors import SafecityError
 from safecity.governance import audit
 from safecity.governance.authorisations import list_authorisations
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
@@ -97,7 +98,7 @@ class RetentionReport:
     """What one run deleted, per class of data (counts only)."""
 
     snapshots: int = 0  # events without a match whose snapshots were deleted
-    candidates_expired: int = 0  # unreviewed candidate matches closed as rejected
+    candidates_expired: int = 0  # unreviewed candidate matches closed as expired
     rejected_evidence: int = 0  # rejected/annulled matches whose leftover evidence went
     events: int = 0  # event rows deleted after events_days
     confirmed: int = 0  # confirmed matches deleted after their evidence period
@@ -160,47 +161,12 @@ def run_retention(
     policy = config.retention
     tally = _Tally()
 
-    _annul_lapsed_emergencies(store, now, tally)
-    _delete_templates(store, now, timedelta(days=config.authorisations.template_grace_days), tally)
-
-    snapshot_cutoff = now - timedelta(hours=policy.snapshots_h)
-    events_cutoff = now - timedelta(days=policy.events_days)
-    sweep = _Sweeper(store, batch_size, tally)
-
-    sweep.run(
-        "candidates_expired",
-        [EventRecord.match_status == "candidate", EventRecord.started_at < snapshot_cutoff],
-        lambda session, event: reject_match(event, now),
-    )
-    sweep.run(
-        "snapshots",
-        [
-            EventRecord.match_status.is_(None),
-            EventRecord.started_at < snapshot_cutoff,
-            _has_files(),
-        ],
-        lambda session, event: drop_snapshots(event),
-    )
-    sweep.run(
-        "rejected_evidence",
-        [
-            EventRecord.match_status.in_(("rejected", "annulled", "erased")),
-            or_(_has_files(), EventRecord.match_person_id.is_not(None)),
-        ],
-        _drop_leftover_evidence,
-    )
-    for where in _expired_confirmed(store, now, config.authorisations.default_evidence_days):
-        sweep.run("confirmed", where, None)
-    sweep.run(
-        "events",
-        [
-            or_(EventRecord.match_status.is_(None), EventRecord.match_status != "confirmed"),
-            EventRecord.started_at < events_cutoff,
-        ],
-        None,
-    )
-
-    _sweep_media(store, policy.orphan_grace_s, tally)
+    try:
+        _enforce(store, config, now, tally, batch_size)
+    except SafecityError as exc:
+        # What the batches before the failure deleted is done: put it on record.
+        _record_failure(store, now, actor, tally, exc)
+        raise
 
     with store.transaction(write=True) as session:
         if session.get_bind().dialect.name == "postgresql":
@@ -208,7 +174,9 @@ def run_retention(
             session.execute(select(func.pg_advisory_xact_lock(_PG_RETENTION_LOCK)))
         if policy.audit_days is not None:
             cutoff = now - timedelta(days=policy.audit_days)
-            tally.add("audit_records", audit.purge_before(session, cutoff, actor=actor, at=now))
+            signer = audit.HeadSigner(config.audit.key_path, config.audit.heads_path)
+            purged = audit.purge_before(session, cutoff, actor=actor, at=now, signer=signer)
+            tally.add("audit_records", purged)
         tally.add(
             "held",
             int(
@@ -231,6 +199,78 @@ def run_retention(
         )
     log.info("%s", report.describe())
     return report
+
+
+def _enforce(
+    store: Store, config: SafecityConfig, now: datetime, tally: _Tally, batch_size: int
+) -> None:
+    """Every rule but the audit trail's, each in its own short transactions."""
+    policy = config.retention
+    _annul_lapsed_emergencies(store, now, tally)
+    _delete_templates(store, now, timedelta(days=config.authorisations.template_grace_days), tally)
+
+    snapshot_cutoff = now - timedelta(hours=policy.snapshots_h)
+    events_cutoff = now - timedelta(days=policy.events_days)
+    sweep = _Sweeper(store, batch_size, tally)
+
+    sweep.run(
+        "candidates_expired",
+        [EventRecord.match_status == "candidate", EventRecord.started_at < snapshot_cutoff],
+        lambda session, event: reject_match(event, now, status="expired"),
+    )
+    sweep.run(
+        "snapshots",
+        [
+            EventRecord.match_status.is_(None),
+            EventRecord.started_at < snapshot_cutoff,
+            _has_files(),
+        ],
+        lambda session, event: drop_snapshots(event),
+    )
+    sweep.run(
+        "rejected_evidence",
+        [
+            EventRecord.match_status.in_(("rejected", "expired", "annulled", "erased")),
+            or_(_has_files(), EventRecord.match_person_id.is_not(None)),
+        ],
+        _drop_leftover_evidence,
+    )
+    for where in _expired_confirmed(store, now, config.authorisations.default_evidence_days):
+        sweep.run("confirmed", where, None)
+    sweep.run(
+        "events",
+        [
+            or_(EventRecord.match_status.is_(None), EventRecord.match_status != "confirmed"),
+            EventRecord.started_at < events_cutoff,
+        ],
+        None,
+    )
+
+    _sweep_media(store, policy.orphan_grace_s, tally)
+
+
+def _record_failure(
+    store: Store, now: datetime, actor: str, tally: _Tally, error: Exception
+) -> None:
+    try:
+        audit.record(
+            store,
+            actor=actor,
+            action="retention.failed",
+            object="retention",
+            details={**tally.report().as_dict(), "error": str(error)},
+            clock=_Now(now),
+        )
+    except SafecityError:
+        log.error("retention failed and its partial counts could not be recorded")
+
+
+class _Now:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
 
 
 # -- events, in batches ---------------------------------------------------------------

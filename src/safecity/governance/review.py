@@ -28,7 +28,7 @@ from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.governance.evidence import reject_match
 from safecity.store.db import Store
-from safecity.store.schema import EventRecord, Person, Review, Watchlist
+from safecity.store.schema import EventRecord, Person, Review, Template, Watchlist
 
 Decision = Literal["confirm", "reject"]
 
@@ -75,6 +75,14 @@ class Candidate:
     confirmed_by: list[str]
 
 
+def _enrollers(session: Session, person: Person) -> set[str]:
+    """Everyone who enrolled this person or added a photo of them."""
+    added = session.scalars(
+        select(Template.enrolled_by).where(Template.person_id == person.id).distinct()
+    )
+    return {person.enrolled_by, *added} - {""}
+
+
 def _confirmations(session: Session, event_id: int) -> list[str]:
     return list(
         session.scalars(
@@ -108,7 +116,12 @@ def review_match(
         if event.match_status != "candidate":
             raise ReviewError(f"the match of event {event_id} is already {event.match_status}")
         person = session.get(Person, event.match_person_id) if event.match_person_id else None
-        if person is not None and person.enrolled_by == by:
+        if person is None and decision == "confirm":
+            raise ReviewError(
+                f"the person matched in event {event_id} was removed from the watchlist; "
+                "the match can only be rejected"
+            )
+        if person is not None and by in _enrollers(session, person):
             raise ReviewError(
                 f"{by} enrolled {person.name}; a match of someone you enrolled must be "
                 "reviewed by others"
@@ -135,7 +148,7 @@ def review_match(
         details = {
             "event": event.uuid,
             "camera": event.camera,
-            "person": person.name if person else None,
+            "person_id": person.id if person else None,
             "watchlist": watchlist.name if watchlist else None,
             "score": event.match_score,
             "note": note.strip(),

@@ -219,6 +219,8 @@ def enroll(
                 dim=int(embedder.dim),
                 vector=blob,
                 source_sha256=digest,
+                enrolled_by=by,
+                created_at=now,
             )
             for digest, blob in vectors
             if digest not in known
@@ -243,7 +245,7 @@ def enroll(
             action="enrolment.add",
             object=f"person:{row.id}",
             details={
-                "person": person,
+                "person_id": row.id,
                 "watchlist": info.name,
                 "templates": len(templates),
                 "photos_sha256": [digest for digest, _ in vectors],
@@ -280,7 +282,7 @@ def remove_person(
             action="enrolment.remove",
             object=f"person:{row.id}",
             details={
-                "person": person,
+                "person_id": row.id,
                 "watchlist": info.name,
                 "templates": templates,
                 "reason": reason.strip(),

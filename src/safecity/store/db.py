@@ -95,6 +95,9 @@ def _sqlite_transactions(engine: Engine) -> None:
         # Deleted rows (a removed person's templates) are overwritten, not left
         # readable in the file's free pages.
         cursor.execute("PRAGMA secure_delete = ON")
+        # Readers (audit verify, reports, the console) do not block the sink's
+        # writes, nor the other way round.
+        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")

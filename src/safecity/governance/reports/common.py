@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from safecity.errors import SafecityError
 from safecity.store.schema import AuditRecordRow, EventRecord, IdentificationUse
 
-OUTCOMES = ("candidate", "confirmed", "rejected", "annulled", "erased")
+OUTCOMES = ("candidate", "confirmed", "rejected", "expired", "annulled", "erased")
 
 
 class ReportError(SafecityError):

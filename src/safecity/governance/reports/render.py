@@ -118,7 +118,7 @@ def transparency_charts(report: TransparencyReport) -> dict[str, Markup]:
     if m.total:
         out["outcomes"] = charts.bar_chart(
             list(OUTCOMES),
-            [m.candidate, m.confirmed, m.rejected, m.annulled, m.erased],
+            [m.candidate, m.confirmed, m.rejected, m.expired, m.annulled, m.erased],
             title="Matches by outcome",
             ylabel="matches",
             colours=[charts.OUTCOME_COLOURS[k] for k in OUTCOMES],
@@ -148,7 +148,7 @@ def dpia_charts(report: DpiaReport) -> dict[str, Markup]:
     if o.total:
         out["outcomes"] = charts.bar_chart(
             list(OUTCOMES),
-            [o.candidate, o.confirmed, o.rejected, o.annulled, o.erased],
+            [o.candidate, o.confirmed, o.rejected, o.expired, o.annulled, o.erased],
             title="Matches by outcome, to date",
             ylabel="matches",
             colours=[charts.OUTCOME_COLOURS[k] for k in OUTCOMES],

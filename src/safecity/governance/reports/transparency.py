@@ -62,6 +62,7 @@ class CameraFigures:
     candidate: int
     confirmed: int
     rejected: int
+    expired: int
     annulled: int
     erased: int
 
@@ -84,6 +85,7 @@ class MatchFigures:
     candidate: int  # still awaiting review
     confirmed: int
     rejected: int  # false matches found by reviewers
+    expired: int  # nobody reviewed them within the snapshot period
     annulled: int  # made without a lawful basis (refused or lapsed emergency use)
     erased: int  # deleted at the request of the person concerned
     refused: int  # matches the store refused (no authorisation allowed them)
@@ -98,6 +100,7 @@ class MatchFigures:
             candidate=c["candidate"],
             confirmed=c["confirmed"],
             rejected=c["rejected"],
+            expired=c["expired"],
             annulled=c["annulled"],
             erased=c["erased"],
             refused=refused,
@@ -115,6 +118,7 @@ class PeriodMatches:
     candidate: int
     confirmed: int
     rejected: int
+    expired: int
     annulled: int
     erased: int
 

@@ -185,6 +185,14 @@ def _append_only_triggers() -> None:
                 f"CREATE TRIGGER {table}_no_{op_name.lower()} BEFORE {op_name} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}: {op_name} refused'); END"
             )
+        # INSERT OR REPLACE deletes the old row without firing DELETE triggers
+        # (unless recursive_triggers is on, which is per connection): refuse it here.
+        for table in ("audit_log", "audit_purges"):
+            op.execute(
+                f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+                f"WHEN EXISTS (SELECT 1 FROM {table} WHERE id = NEW.id) "
+                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}: REPLACE refused'); END"
+            )
         op.execute(
             "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
             "WHEN NOT EXISTS (SELECT 1 FROM audit_purges WHERE through_id >= OLD.id) "
