@@ -19,9 +19,8 @@ def queue_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Candidate matches awaiting review, oldest first."""
-    from safecity.governance.review import review_queue
-
     from safecity.governance.audit import record
+    from safecity.governance.review import review_queue
 
     store = state.store()
     rows = review_queue(store, limit=limit)
