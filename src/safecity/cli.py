@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -603,6 +604,9 @@ def bench_components(
 
 def main() -> None:
     """Entry point: one clear line for every operator error, never a traceback."""
+    from safecity.governance.audit import ORIGIN
+
+    ORIGIN.set(_origin())
     try:
         code = app(standalone_mode=False)
         _sign_audit_head()
@@ -635,6 +639,18 @@ def main() -> None:
     # With standalone_mode off, typer returns (not raises) the code of typer.Exit,
     # including 130 for an interrupt it caught.
     sys.exit(code or 0)
+
+
+def _origin() -> str:
+    """The command line as an audit origin: the OS login and the host, whatever --user says."""
+    import getpass
+    import socket
+
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = f"uid {os.getuid()}"
+    return f"cli {login}@{socket.gethostname()}"
 
 
 def _sign_audit_head() -> None:

@@ -67,6 +67,8 @@ def test_two_users_then_a_watchlist_then_a_verified_trail(home: Path) -> None:
     assert "audit trail intact: 3 records" in done.stdout
     done = safecity(home, "audit", "list", "--json")
     assert '"authorisation.approve"' in done.stdout and '"bob"' in done.stdout
+    # Whoever --user claims to be, the record also says where it came from.
+    assert '"origin": "cli ' in done.stdout
 
 
 def test_audit_verify_names_the_tampered_record(home: Path) -> None:

@@ -66,12 +66,13 @@ def list_cmd(
     if as_json:
         print(json.dumps([jsonable(r) for r in rows], default=str))
         return
-    table = Table("id", "time", "actor", "action", "object", "purpose", "details")
+    table = Table("id", "time", "actor", "origin", "action", "object", "purpose", "details")
     for r in rows:
         table.add_row(
             str(r.id),
             short_time(r.at),
             r.actor,
+            r.origin,
             r.action,
             r.object,
             r.purpose,

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,11 @@ from safecity.store.db import Store
 from safecity.store.schema import AuditPurge, AuditRecordRow
 
 GENESIS = "0" * 64
+
+#: Where the actions of this process come from, stored (and hashed) with every record.
+#: The actor is who says they act; the origin is what the machine knows about it
+#: (the command line's login and host; the API's authenticated session and address).
+ORIGIN: ContextVar[str] = ContextVar("safecity_audit_origin", default="")
 #: The actor named for what safecity does on its own (matches, uses, retention runs).
 SYSTEM_ACTOR = "safecity"
 _PG_AUDIT_LOCK = 0x5AFEA0D17
@@ -79,6 +85,7 @@ def record_hash(
     purpose: str,
     details: str,
     prev_hash: str,
+    origin: str = "",
 ) -> str:
     """SHA-256 (hex) of one record's canonical form; ``details`` is its stored JSON text."""
     body = canonical_json(
@@ -90,6 +97,7 @@ def record_hash(
             "object": obj,
             "purpose": purpose,
             "details": details,
+            "origin": origin,
             "prev": prev_hash,
         }
     )
@@ -107,6 +115,7 @@ class AuditRecord:
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    origin: str = ""  # where the action came from: "cli root@host-1", "api 10.0.0.5" …
 
     @classmethod
     def from_row(cls, row: AuditRecordRow) -> AuditRecord:
@@ -124,6 +133,7 @@ class AuditRecord:
             details,
             row.prev_hash,
             row.hash,
+            row.origin,
         )
 
     def describe(self) -> str:
@@ -174,8 +184,9 @@ def append(
         session.execute(select(func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
     last_id, prev = _anchor(session)
     text = canonical_json(dict(details or {}))
+    origin = ORIGIN.get()
     record_id = last_id + 1
-    digest = record_hash(record_id, at, actor, action, object, purpose, text, prev)
+    digest = record_hash(record_id, at, actor, action, object, purpose, text, prev, origin)
     row = AuditRecordRow(
         id=record_id,
         at=at,
@@ -184,13 +195,14 @@ def append(
         object=object,
         purpose=purpose,
         details=text,
+        origin=origin,
         prev_hash=prev,
         hash=digest,
     )
     session.add(row)
     session.flush()
     return AuditRecord(
-        record_id, at, actor, action, object, purpose, dict(details or {}), prev, digest
+        record_id, at, actor, action, object, purpose, dict(details or {}), prev, digest, origin
     )
 
 
@@ -321,7 +333,15 @@ def verify(
                     "(a record before it was changed, inserted or deleted)",
                 )
             recomputed = record_hash(
-                row.id, row.at, row.actor, row.action, row.object, row.purpose, row.details, prev
+                row.id,
+                row.at,
+                row.actor,
+                row.action,
+                row.object,
+                row.purpose,
+                row.details,
+                prev,
+                row.origin,
             )
             if recomputed != row.hash:
                 return _broken(

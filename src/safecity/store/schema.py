@@ -322,6 +322,7 @@ class AuditRecordRow(Base):
     object: Mapped[str] = mapped_column(Text, default="")
     purpose: Mapped[str] = mapped_column(String(64), default="")
     details: Mapped[str] = mapped_column(Text, default="{}")
+    origin: Mapped[str] = mapped_column(Text, default="")  # e.g. "cli root@host-1"
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 

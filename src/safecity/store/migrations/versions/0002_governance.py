@@ -153,6 +153,7 @@ def upgrade() -> None:
         sa.Column("object", sa.Text(), nullable=False),
         sa.Column("purpose", sa.String(64), nullable=False),
         sa.Column("details", sa.Text(), nullable=False),
+        sa.Column("origin", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit_log"),
