@@ -452,3 +452,23 @@ def test_cli_find_export_erase(tmp_path, detector, embedder, images) -> None:
         assert audit.verify(store).ok
     finally:
         store.close()
+
+
+def test_evidence_outliving_its_templates_is_still_found(
+    sqlite_store: Store, clock, detector, embedder, images, portrait
+) -> None:
+    """Retention deleted the templates (authorisation ended) but a confirmed match is kept:
+    the probe is compared with the face in the match snapshot, and the evidence is found."""
+    info = authorised_watchlist(sqlite_store, clock, "wanted")
+    obama = enroll(
+        sqlite_store, "wanted", "Barack Obama", [images / "obama.jpg"], detector, embedder,
+        by="alice", clock=clock,
+    )  # fmt: skip
+    event_id = _match(sqlite_store, clock, portrait, obama, info, track=1)
+    with sqlite_store.transaction() as session:
+        session.execute(Template.__table__.delete())
+    found = _find(sqlite_store, images / "obama2.jpg", detector, embedder, clock)
+    assert [e.person_id for e in found.entries] == [obama.person_id]
+    assert [m.event_id for m in found.entries[0].evidence] == [event_id]
+    nobody = _find(sqlite_store, images / "biden.jpg", detector, embedder, clock, ref="SAR-2")
+    assert nobody.entries == ()

@@ -14,6 +14,11 @@ person's right of access, not identification, so it must not miss an entry
 because its authorisation has lapsed. The photo and its vector live only in
 memory; only the photo's sha256 is kept, in the audit record.
 
+Evidence can outlive its templates (retention deletes templates a grace period
+after the authorisation ends; an erasure keeps held evidence): for persons
+with match evidence but no template left, the probe is also compared with the
+faces in their stored match snapshots, so such evidence is still found.
+
 A match here uses the configured threshold but no margin: when two entries
 look like the person, both are shown, and whoever answers the request judges
 them (the scores are in the report). A false match would show one person
@@ -295,6 +300,36 @@ def _best_scores(store: Store, embedder: str, probe: np.ndarray) -> tuple[dict[i
     return best, len(entries)
 
 
+def _snapshot_scores(
+    store: Store, detector: _FaceFinder, embedder: _Embedder, probe: np.ndarray
+) -> dict[int, float]:
+    """Best cosine per template-less person over the faces in their match snapshots."""
+    import cv2
+
+    with store.transaction() as session:
+        has_template = select(Template.id).where(Template.person_id == EventRecord.match_person_id)
+        rows = session.execute(
+            select(EventRecord.match_person_id, EventRecord.match_snapshot_path).where(
+                EventRecord.match_person_id.is_not(None),
+                EventRecord.match_snapshot_path.is_not(None),
+                ~has_template.exists(),
+            )
+        ).all()
+    best: dict[int, float] = {}
+    for person_id, relative in rows:
+        image = cv2.imread(str(store.media.path(relative)))
+        if image is None:
+            log.warning("match snapshot %s is missing or unreadable; not searched", relative)
+            continue
+        for face in detector.detect(image):
+            vector = np.asarray(embedder.embed(image, face), np.float32).reshape(-1)
+            norm = float(np.linalg.norm(vector))
+            if vector.shape == probe.shape and norm > 0:
+                score = float(vector @ probe) / norm
+                best[person_id] = max(score, best.get(person_id, -1.0))
+    return best
+
+
 def find_subject(
     store: Store,
     image: Path,
@@ -316,6 +351,8 @@ def find_subject(
     ref = check_request_ref(request_ref)
     probe, digest = _probe(image, detector, embedder)
     best, compared = _best_scores(store, embedder.name, probe)
+    for person_id, score in _snapshot_scores(store, detector, embedder, probe).items():
+        best[person_id] = max(score, best.get(person_id, -1.0))
     del probe  # only the scores leave this function
     matched = {pid: score for pid, score in best.items() if score >= threshold}
     now = clock.now()
