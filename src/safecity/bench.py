@@ -195,3 +195,54 @@ def bench_audit(url: str | None = None, records: int = 5000) -> dict:
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         ),
     }
+
+
+def bench_retention(url: str | None = None, events: int = 100_000) -> dict:
+    """Seconds for one retention run to delete ``events`` expired event rows (no files)."""
+    import tempfile
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from safecity.governance.clock import ManualClock
+    from safecity.governance.retention import run_retention
+    from safecity.store import open_store
+    from safecity.store.schema import EventRecord
+
+    now = datetime.now(UTC)
+    old = now - timedelta(days=40)
+    with tempfile.TemporaryDirectory(prefix="safecity-bench-") as folder:
+        store = open_store(url or f"sqlite:///{folder}/retention.db", Path(folder) / "media")
+        config = SafecityConfig.model_validate(
+            {"audit": {"key_path": f"{folder}/key.pem", "heads_path": f"{folder}/heads.jsonl"}}
+        )
+        try:
+            rows = [
+                {
+                    "uuid": uuid.uuid4().hex,
+                    "camera": f"cam-{i % 50}",
+                    "track_id": i,
+                    "label": "person",
+                    "started_at": old,
+                    "ended_at": old,
+                    "best_score": 0.8,
+                    "frames": 10,
+                    "created_at": old,
+                }
+                for i in range(events)
+            ]
+            with store.transaction(write=True) as session:
+                session.execute(insert(EventRecord), rows)
+            started = time.perf_counter()
+            report = run_retention(store, config, clock=ManualClock(now))
+            seconds = time.perf_counter() - started
+        finally:
+            store.close()
+    return {
+        "events": events,
+        "deleted": report.events,
+        "seconds": seconds,
+        "events_per_s": report.events / seconds if seconds else 0.0,
+        "backend": "sqlite" if url is None else url.split(":", 1)[0],
+    }

@@ -581,6 +581,27 @@ def bench_audit_cmd(
     out.print(result["machine"])
 
 
+@bench_app.command("retention")
+def bench_retention_cmd(
+    events: Annotated[int, typer.Option(min=10, help="expired events to delete")] = 100_000,
+    url: Annotated[
+        str | None, typer.Option(help="an EMPTY database to use (default: scratch SQLite)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Seconds for one retention run over many expired events."""
+    from safecity.bench import bench_retention
+
+    result = bench_retention(url, events)
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(
+        f"{result['deleted']} of {result['events']} expired events deleted on "
+        f"{result['backend']} in {result['seconds']:.1f} s ({result['events_per_s']:.0f}/s)"
+    )
+
+
 @bench_app.command("components")
 def bench_components(
     repeats: Annotated[int, typer.Option(min=3, help="timed runs per component")] = 30,
