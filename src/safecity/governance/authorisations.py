@@ -38,7 +38,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -83,16 +83,7 @@ class AuthorisationInfo:
 
     def allows(self, camera: str, at: datetime) -> bool:
         """Whether watchlists under this authorisation may be matched on ``camera`` at ``at``."""
-        return allows_matching(
-            self.status,
-            self.valid_from,
-            self.valid_until,
-            self.cameras,
-            self.emergency_deadline_at,
-            self.request_filed_at,
-            camera,
-            at,
-        )
+        return allows_matching(self, self.cameras, camera, at)
 
     def ended_at(self) -> datetime | None:
         """When matching under it ended for good (None while it may still match).
@@ -108,27 +99,49 @@ class AuthorisationInfo:
         return self.valid_until
 
 
+class Window(Protocol):
+    """What decides matching: an authorisation row or value has these attributes."""
+
+    status: str
+    valid_from: datetime
+    valid_until: datetime
+    emergency_deadline_at: datetime | None
+    request_filed_at: datetime | None
+
+
 def allows_matching(
-    status: str,
-    valid_from: datetime,
-    valid_until: datetime,
-    cameras: Sequence[str] | None,
-    emergency_deadline_at: datetime | None,
-    request_filed_at: datetime | None,
-    camera: str,
-    at: datetime,
+    auth: Window, cameras: Sequence[str] | None, camera: str | None, at: datetime
 ) -> bool:
-    """The one rule deciding whether a watchlist may be searched (DESIGN.md invariant 1)."""
-    if not valid_from <= at < valid_until:
+    """The one rule deciding whether a watchlist may be searched (DESIGN.md invariant 1).
+
+    ``cameras`` is the scope (None: every camera); ``camera=None`` asks about
+    any camera in scope.
+    """
+    if not auth.valid_from <= at < auth.valid_until:
         return False
-    if cameras is not None and camera not in cameras:
+    if camera is not None and cameras is not None and camera not in cameras:
         return False
-    if status == "active":
+    if auth.status == "active":
         return True
-    if status == "emergency" and emergency_deadline_at is not None:
+    if auth.status == "emergency" and auth.emergency_deadline_at is not None:
         # Without approval, never past the deadline, filed or not.
-        return at < emergency_deadline_at
+        return at < auth.emergency_deadline_at
     return False
+
+
+def camera_scopes(
+    session: Session, authorisation_ids: Sequence[int] | None = None
+) -> dict[int, list[str]]:
+    """Camera names in scope per authorisation id (absent: none listed, i.e. all_cameras)."""
+    query = select(AuthorisationCamera.authorisation_id, AuthorisationCamera.camera).order_by(
+        AuthorisationCamera.camera
+    )
+    if authorisation_ids is not None:
+        query = query.where(AuthorisationCamera.authorisation_id.in_(list(authorisation_ids)))
+    scopes: dict[int, list[str]] = {}
+    for auth_id, camera in session.execute(query):
+        scopes.setdefault(auth_id, []).append(camera)
+    return scopes
 
 
 # -- validation -----------------------------------------------------------------------
@@ -189,13 +202,7 @@ def _infos(session: Session, where: object | None = None) -> list[AuthorisationI
     if where is not None:
         query = query.where(where)  # type: ignore[arg-type]
     rows = session.scalars(query).all()
-    scopes: dict[int, list[str]] = {}
-    for auth_id, camera in session.execute(
-        select(AuthorisationCamera.authorisation_id, AuthorisationCamera.camera).order_by(
-            AuthorisationCamera.camera
-        )
-    ):
-        scopes.setdefault(auth_id, []).append(camera)
+    scopes = camera_scopes(session)
     names: dict[int, list[str]] = {}
     for auth_id, name in session.execute(
         select(Watchlist.authorisation_id, Watchlist.name).order_by(Watchlist.name)

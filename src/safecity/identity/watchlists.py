@@ -30,13 +30,17 @@ from sqlalchemy.exc import IntegrityError
 
 from safecity.errors import AuthorisationError, SafecityError
 from safecity.governance import audit
-from safecity.governance.authorisations import CameraScope, allows_matching, propose_in
+from safecity.governance.authorisations import (
+    CameraScope,
+    allows_matching,
+    camera_scopes,
+    propose_in,
+)
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.identity.matcher import GalleryEntry
 from safecity.store.db import Store, StoreError
 from safecity.store.schema import (
     Authorisation,
-    AuthorisationCamera,
     Person,
     Template,
     Watchlist,
@@ -71,16 +75,7 @@ class WatchlistInfo:
 
     def covers(self, camera: str, at: datetime) -> bool:
         """Whether this watchlist may be matched on ``camera`` at ``at``."""
-        return allows_matching(
-            self.status,
-            self.valid_from,
-            self.valid_until,
-            self.cameras,
-            self.emergency_deadline_at,
-            self.request_filed_at,
-            camera,
-            at,
-        )
+        return allows_matching(self, self.cameras, camera, at)
 
 
 def create_watchlist(
@@ -180,13 +175,7 @@ def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
     now = datetime.now(UTC)
     with store.transaction() as session:
         rows = session.execute(query.order_by(Watchlist.name)).all()
-        scopes: dict[int, list[str]] = {}
-        for auth_id, camera in session.execute(
-            select(AuthorisationCamera.authorisation_id, AuthorisationCamera.camera).order_by(
-                AuthorisationCamera.camera
-            )
-        ):
-            scopes.setdefault(auth_id, []).append(camera)
+        scopes = camera_scopes(session)
     return [
         WatchlistInfo(
             id=w.id,
@@ -202,16 +191,7 @@ def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
             cameras=None if a.all_cameras else scopes.get(a.id, []),
             persons=int(n_persons),
             templates=int(n_templates),
-            valid_now=allows_matching(
-                a.status,
-                a.valid_from,
-                a.valid_until,
-                None,
-                a.emergency_deadline_at,
-                a.request_filed_at,
-                "",
-                now,
-            ),
+            valid_now=allows_matching(a, None, None, now),
             created_at=w.created_at,
             emergency_deadline_at=a.emergency_deadline_at,
             request_filed_at=a.request_filed_at,

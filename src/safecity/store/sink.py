@@ -30,12 +30,11 @@ from sqlalchemy.orm import Session
 
 from safecity.events import Event, Snapshot
 from safecity.governance import audit
-from safecity.governance.authorisations import allows_matching
+from safecity.governance.authorisations import allows_matching, camera_scopes
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.store.db import Store, StoreError
 from safecity.store.schema import (
     Authorisation,
-    AuthorisationCamera,
     EventRecord,
     Person,
     Watchlist,
@@ -149,29 +148,12 @@ class StoreSink:
             return "the watchlist no longer exists"
         if session.get(Person, match.person_id) is None:
             return "the person was removed from the watchlist"
-        scope = None
-        if not auth.all_cameras:
-            scope = list(
-                session.scalars(
-                    select(AuthorisationCamera.camera).where(
-                        AuthorisationCamera.authorisation_id == auth.id
-                    )
-                )
-            )
+        scope = None if auth.all_cameras else camera_scopes(session, [auth.id]).get(auth.id, [])
         for label, at in (
             ("at the frame's time", self._match_time(event)),
             ("now", self.clock.now()),
         ):
-            allowed = allows_matching(
-                auth.status,
-                auth.valid_from,
-                auth.valid_until,
-                scope,
-                auth.emergency_deadline_at,
-                auth.request_filed_at,
-                event.camera,
-                at,
-            )
+            allowed = allows_matching(auth, scope, event.camera, at)
             if not allowed:
                 return f"authorisation {auth.id} ({auth.status}) does not allow it {label}"
         return None

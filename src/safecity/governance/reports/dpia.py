@@ -250,16 +250,7 @@ def _authorisation(info: AuthorisationInfo, now: datetime) -> DpiaAuthorisation:
     return DpiaAuthorisation(
         id=info.id,
         status=info.status,
-        in_force=allows_matching(
-            info.status,
-            info.valid_from,
-            info.valid_until,
-            None,
-            info.emergency_deadline_at,
-            info.request_filed_at,
-            "",
-            now,
-        ),
+        in_force=allows_matching(info, None, None, now),
         legal_basis=info.legal_basis,
         authority=info.authority,
         reference=info.reference,
