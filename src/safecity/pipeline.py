@@ -265,11 +265,11 @@ class CameraPipeline:
             offset = state.match_snapshot.frame_box[[0, 1, 0, 1]]
             state.match_face = (face.box - offset).astype(np.float32)
             log.info(
-                "camera %s track %d: CANDIDATE match %s on %s (%.3f); "
+                "camera %s track %d: CANDIDATE match of person %d on %s (%.3f); "
                 "not confirmed until %d reviewers agree",
                 self.camera,
                 track.track_id,
-                match.person_name,
+                match.person_id,
                 match.watchlist_name,
                 match.score,
                 self.config.review.required_confirmations,

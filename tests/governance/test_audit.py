@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from governance_support import HOUR, T0
+from governance_support import DAY, HOUR, T0
 from sqlalchemy import text
 
 from safecity.governance import audit
@@ -152,6 +152,7 @@ def test_signing_twice_without_new_records_adds_nothing(sqlite_store, clock, tmp
 def test_purge_keeps_the_chain_verifiable(store: Store, clock, tmp_path: Path) -> None:
     signer = HeadSigner(tmp_path / "key.pem", tmp_path / "heads.jsonl")
     _fill(store, clock, 6)
+    clock.advance(200 * DAY)
     with store.transaction(write=True) as session:
         purged = audit.purge_before(
             session, T0 + 3 * HOUR, actor="safecity", at=clock.now(), signer=signer
@@ -202,5 +203,39 @@ def test_insert_or_replace_cannot_rewrite_a_record(sqlite_store: Store, clock) -
             "prev_hash, hash) SELECT id, at, 'mallory', action, object, purpose, details, "
             "prev_hash, hash FROM audit_log WHERE id = 2"
         )
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):  # a new id, an old hash
+        connection.execute(
+            "INSERT OR REPLACE INTO audit_log (id, at, actor, action, object, purpose, details, "
+            "origin, prev_hash, hash) SELECT 99, at, actor, action, object, purpose, details, "
+            "origin, prev_hash, hash FROM audit_log WHERE id = 2"
+        )
     connection.close()
     assert verify(sqlite_store).ok
+
+
+def test_a_signed_chain_head_does_not_vouch_for_a_purge(
+    sqlite_store: Store, clock, tmp_path: Path
+) -> None:
+    """Heads are signed all the time; a purge row pointing at one must still be refused,
+    and so must a genuine purge of records younger than the legal minimum."""
+    signer = HeadSigner(tmp_path / "key.pem", tmp_path / "heads.jsonl")
+    _fill(sqlite_store, clock, 2)
+    head = signer.sign(sqlite_store, clock)
+    _fill(sqlite_store, clock, 2)
+    connection = sqlite3.connect(sqlite_store.engine.url.database)
+    connection.executescript(
+        "INSERT INTO audit_purges (through_id, through_hash, rows, actor, purged_at) "
+        f"VALUES (2, '{head.hash}', 2, 'mallory', '2026-11-27 08:00:00');"
+        "DELETE FROM audit_log WHERE id <= 2;"
+    )
+    connection.close()
+    report = signer.verify(sqlite_store)
+    assert not report.ok and report.broken_id == 2 and "no signed purge" in report.problem
+
+
+def test_a_purge_of_young_records_is_refused_by_verify(store: Store, clock, tmp_path) -> None:
+    signer = HeadSigner(tmp_path / "key.pem", tmp_path / "heads.jsonl")
+    _fill(store, clock, 4)
+    with store.transaction(write=True) as session:  # the config floor bypassed: 2 hours
+        audit.purge_before(session, T0 + 2 * HOUR, actor="x", at=clock.now(), signer=signer)
+    assert not signer.verify(store).ok

@@ -219,7 +219,7 @@ def test_a_watchlist_without_approval_never_produces_a_match(store: Store, clock
     assert row.snapshot_path is None and row.match_snapshot_path is None
     assert not any(p.is_file() for p in store.media.root.rglob("*"))
     refused = list_records(store, action="match.refused")
-    assert len(refused) == 1 and refused[0].details["person_id"] == person
+    assert len(refused) == 1 and "Jane Doe" not in str(refused[0].details)
     assert "does not allow it" in refused[0].details["reason"]
 
 

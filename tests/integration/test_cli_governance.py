@@ -163,3 +163,16 @@ def test_run_records_its_config_enforces_retention_and_signs(home: Path, data_di
     assert listed.count('"retention.run"') == 2
     assert (home / "data" / "audit" / "signed-heads.jsonl").exists()
     assert safecity(home, "audit", "verify").returncode == 0
+
+
+def test_out_of_range_times_and_odd_paths_are_one_line(home: Path) -> None:
+    line = one_error_line(
+        safecity(
+            home, "report", "transparency", "--from", "2026-01-01",
+            "--to", "9999-12-31T23:59:59-05:00",
+        )
+    )  # fmt: skip
+    assert "out of range" in line
+    (home / "a-folder").mkdir()
+    line = one_error_line(safecity(home, "report", "dpia", "--out", str(home / "a-folder")))
+    assert "not a regular file" in line

@@ -90,9 +90,14 @@ def parse_time(value: str | None, option: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError:
         raise ConfigError(f"{option}: '{value}' is not a date/time like 2026-11-27T08:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ConfigError(f"{option}: '{value}' is out of range") from None
+    if not 1970 <= parsed.year <= 9998:
+        raise ConfigError(f"{option}: '{value}' is out of range (years 1970 to 9998)")
+    return parsed
 
 
 def jsonable(row) -> dict:

@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from safecity.commands.common import jsonable, out, short_time, state
@@ -63,10 +62,10 @@ def list_cmd(
         table.add_row(
             str(r.id),
             str(r.event_id),
-            escape(r.case_ref),
-            escape(r.placed_by),
+            r.case_ref,
+            r.placed_by,
             short_time(r.placed_at),
-            escape(r.released_by or ""),
+            r.released_by or "",
             short_time(r.released_at),
         )
     out.print(table)

@@ -27,6 +27,8 @@ def _emit(text: str, destination: Path | None) -> None:
         out.file.flush()
         return
     destination = destination.expanduser()
+    if destination.is_symlink() or (destination.exists() and not destination.is_file()):
+        raise ConfigError(f"{destination} exists and is not a regular file; give another path")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=".report-", dir=destination.parent)

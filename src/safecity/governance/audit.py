@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ from safecity.store.db import Store
 from safecity.store.schema import AuditPurge, AuditRecordRow
 
 GENESIS = "0" * 64
+#: Audit records are kept at least this long (EU AI Act Art. 19(1), 26(6): six months).
+MIN_AUDIT_DAYS = 183
 
 #: Where the actions of this process come from, stored (and hashed) with every record.
 #: The actor is who says they act; the origin is what the machine knows about it
@@ -355,6 +357,13 @@ def verify(
     return report
 
 
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)  # unreadable: never old enough
+
+
 class _FixedClock:
     def __init__(self, at: datetime) -> None:
         self.at = at
@@ -378,15 +387,24 @@ def _check_heads(
     purges: list[tuple[int, str]],
 ) -> VerifyReport:
     heads = read_heads(heads_path)
-    signed = {(h.id, h.hash) for h in heads}
+    # A purge counts only where a signed purge entry vouches for its boundary, and
+    # only for records at least MIN_AUDIT_DAYS old when it was signed.
+    vouched = {
+        (h.id, h.hash)
+        for h in heads
+        if h.kind == "purge"
+        and (public_key is None or h.signed_by(public_key))
+        and _parse_time(h.cutoff) <= _parse_time(h.at) - timedelta(days=MIN_AUDIT_DAYS)
+    }
     for through_id, through_hash in purges:
-        if (through_id, through_hash) not in signed:
+        if (through_id, through_hash) not in vouched:
             return _broken(
                 report,
                 through_id,
-                f"records up to {through_id} are gone, but no signed head vouches for that "
-                "purge: they were deleted outside audit retention",
+                f"records up to {through_id} are gone, but no signed purge vouches for it: "
+                "they were deleted outside audit retention",
             )
+    heads = [h for h in heads if h.kind == "head"]
     if not heads:
         report.notes.append(f"no signed heads in {heads_path}: truncation cannot be ruled out")
         return report
@@ -423,14 +441,21 @@ def _check_heads(
 # -- signed heads ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class SignedHead:
+    """A signed chain head, or (``kind="purge"``) the signed boundary of an audit purge."""
+
     id: int
     hash: str
     at: str
     public_key: str  # base64 raw Ed25519 key
     signature: str  # base64
+    kind: str = "head"
+    cutoff: str = ""  # purges: records older than this went
 
     def payload(self) -> bytes:
-        return canonical_json({"id": self.id, "hash": self.hash, "at": self.at}).encode()
+        body: dict[str, Any] = {"id": self.id, "hash": self.hash, "at": self.at}
+        if self.kind != "head":
+            body.update(kind=self.kind, cutoff=self.cutoff)
+        return canonical_json(body).encode()
 
     def signed_by(self, key: Ed25519PublicKey) -> bool:
         try:
@@ -527,16 +552,26 @@ class HeadSigner:
             return heads[-1]
         return self.sign_record(int(last[0]), str(last[1]), clock)
 
-    def sign_record(self, record_id: int, digest: str, clock: Clock = SYSTEM_CLOCK) -> SignedHead:
-        """Sign one record's hash and append it to the heads file."""
+    def sign_record(
+        self,
+        record_id: int,
+        digest: str,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        purge_cutoff: datetime | None = None,
+    ) -> SignedHead:
+        """Sign one record's hash (or, with ``purge_cutoff``, a purge boundary) into the file."""
         key = self.private_key()
-        unsigned = SignedHead(record_id, digest, _time_text(clock.now()), "", "")
+        kind, cutoff = ("purge", _time_text(purge_cutoff)) if purge_cutoff else ("head", "")
+        unsigned = SignedHead(record_id, digest, _time_text(clock.now()), "", "", kind, cutoff)
         head = SignedHead(
             unsigned.id,
             unsigned.hash,
             unsigned.at,
             public_key_text(key.public_key()),
             base64.b64encode(key.sign(unsigned.payload())).decode(),
+            kind,
+            cutoff,
         )
         try:
             self.heads_path.parent.mkdir(parents=True, exist_ok=True)
@@ -592,7 +627,7 @@ def purge_before(
         return 0
     through_id, through_hash = int(through[0]), str(through[1])
     if signer is not None:
-        signer.sign_record(through_id, through_hash, _FixedClock(at))
+        signer.sign_record(through_id, through_hash, _FixedClock(at), purge_cutoff=cutoff)
     rows = (
         session.scalar(select(func.count(AuditRecordRow.id)).where(AuditRecordRow.id <= through_id))
         or 0

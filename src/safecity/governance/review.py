@@ -16,6 +16,7 @@ Every decision is audited with the reviewer's name, in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -148,10 +149,13 @@ def review_match(
         details = {
             "event": event.uuid,
             "camera": event.camera,
-            "person_id": person.id if person else None,
             "watchlist": watchlist.name if watchlist else None,
             "score": event.match_score,
-            "note": note.strip(),
+            # The note stays with the review (deleted with the event); the trail
+            # keeps only its fingerprint, since notes may name people.
+            "note_sha256": hashlib.sha256(note.strip().encode()).hexdigest()
+            if note.strip()
+            else None,
         }
         rejected_by = None
         if decision == "reject":

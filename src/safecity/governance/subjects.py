@@ -553,6 +553,8 @@ def render_html(
 
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` atomically, readable only by its owner (it is personal data)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OSError(0, "it exists and is not a regular file")
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

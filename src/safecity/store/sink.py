@@ -161,12 +161,11 @@ class StoreSink:
     def _details(self, event: Event, record: EventRecord) -> dict:
         match = event.match
         assert match is not None
-        # Ids, not names: the audit trail outlives erasure of the person's data.
+        # No person: the audit trail outlives rejection and erasure of the match.
         return {
             "event": record.uuid,
             "camera": event.camera,
             "frame_time": self._match_time(event).isoformat(),
-            "person_id": match.person_id,
             "watchlist": match.watchlist_name,
             "score": round(float(match.score), 4),
             "margin": round(float(match.margin), 4),

@@ -188,10 +188,13 @@ def _append_only_triggers() -> None:
             )
         # INSERT OR REPLACE deletes the old row without firing DELETE triggers
         # (unless recursive_triggers is on, which is per connection): refuse it here.
-        for table in ("audit_log", "audit_purges"):
+        for table, clash in (
+            ("audit_log", "id = NEW.id OR hash = NEW.hash"),
+            ("audit_purges", "id = NEW.id"),
+        ):
             op.execute(
                 f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
-                f"WHEN EXISTS (SELECT 1 FROM {table} WHERE id = NEW.id) "
+                f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {clash}) "
                 f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}: REPLACE refused'); END"
             )
         op.execute(
