@@ -441,3 +441,46 @@ def test_a_match_stored_after_the_lapse_is_annulled_by_the_next_run(store, clock
     report = run_retention(store, CONFIG, clock=clock)
     assert report.emergency_uses == 0
     assert _event(store, late).match_status in (None, "annulled")
+
+
+def _persons(store: Store) -> list[str]:
+    from safecity.store.schema import Person
+
+    with store.transaction() as session:
+        return list(session.scalars(select(Person.name).order_by(Person.name)))
+
+
+def test_names_go_with_templates_unless_evidence_refers_to_them(store, clock, portrait):
+    """After the grace, templates go; a name no match refers to goes with them, a name
+    that confirmed-match evidence still refers to stays until that evidence goes."""
+    info = authorised_watchlist(store, clock, valid_until=clock.now() + DAY)
+    add_person(store, info.id, "Nobody Matched", [unit(7)])
+    matched = add_person(store, info.id, "Jane Doe", [unit(1)])
+    match = Match(matched, "Jane Doe", info.id, info.name, 0.97, 0.2)
+    event_id = StoreSink(store, clock).write(make_event(portrait, start=clock.now(), match=match))
+    for reviewer in ("carol", "dave"):
+        review_match(store, event_id, by=reviewer, decision="confirm", clock=clock)
+    clock.advance(DAY + 8 * DAY)
+    report = run_retention(store, CONFIG, clock=clock)
+    assert (report.templates, report.persons) == (2, 1)
+    assert _persons(store) == ["Jane Doe"]
+    clock.advance(100 * DAY)  # evidence period (90 days) over
+    report = run_retention(store, CONFIG, clock=clock)
+    assert report.confirmed == 1 and _persons(store) == []
+
+
+def test_a_removed_person_stays_while_evidence_refers_to_them(store, clock, portrait):
+    from safecity.identity.enrol import remove_person
+
+    m = stored_match(store, clock, portrait)
+    for reviewer in ("carol", "dave"):
+        review_match(store, m.event_id, by=reviewer, decision="confirm", clock=clock)
+    remove_person(store, m.watchlist.name, "Jane Doe", by="alice", reason="found", clock=clock)
+    assert _persons(store) == ["Jane Doe"] and _templates(store) == 0
+    assert _event(store, m.event_id).match_person_id == m.person_id
+    clock.advance(31 * DAY)
+    run_retention(store, CONFIG, clock=clock)
+    assert _persons(store) == ["Jane Doe"]  # confirmed evidence is kept 90 days
+    clock.advance(60 * DAY)
+    run_retention(store, CONFIG, clock=clock)
+    assert _event(store, m.event_id) is None and _persons(store) == []

@@ -107,6 +107,7 @@ class RetentionReport:
     emergency_results: int = 0  # matches annulled for them
     template_authorisations: int = 0  # authorisations whose templates were deleted
     templates: int = 0  # templates (face vectors) deleted
+    persons: int = 0  # enrolled names deleted with their templates (no match refers to them)
     files: int = 0  # media files deleted, orphans included
     orphans: int = 0  # of which files no row referred to
     folders: int = 0  # empty day folders removed
@@ -246,6 +247,7 @@ def _enforce(
         None,
     )
 
+    _delete_unneeded_persons(store, tally)
     _sweep_media(store, policy.orphan_grace_s, tally)
 
 
@@ -414,6 +416,26 @@ def _delete_templates(store: Store, now: datetime, grace: timedelta, tally: _Tal
             if row is not None and row.templates_deleted_at is None:
                 row.templates_deleted_at = now
                 tally.add("template_authorisations")
+
+
+def _delete_unneeded_persons(store: Store, tally: _Tally) -> None:
+    """Names without templates (removed, or their authorisation's templates deleted) stay
+    only while match evidence refers to them."""
+    referenced = select(EventRecord.match_person_id).where(EventRecord.match_person_id.is_not(None))
+    expired = (
+        select(Watchlist.id)
+        .join(Authorisation, Watchlist.authorisation_id == Authorisation.id)
+        .where(Authorisation.templates_deleted_at.is_not(None))
+    )
+    with store.transaction(write=True) as session:
+        gone = session.execute(
+            delete(Person).where(
+                or_(Person.removed_at.is_not(None), Person.watchlist_id.in_(expired)),
+                Person.id.not_in(referenced),
+            ),
+            execution_options={"synchronize_session": False},
+        )
+        tally.add("persons", int(gone.rowcount or 0))  # type: ignore[attr-defined]
 
 
 # -- media ----------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def review_match(
         if event.match_status != "candidate":
             raise ReviewError(f"the match of event {event_id} is already {event.match_status}")
         person = session.get(Person, event.match_person_id) if event.match_person_id else None
-        if person is None and decision == "confirm":
+        if (person is None or person.removed_at is not None) and decision == "confirm":
             raise ReviewError(
                 f"the person matched in event {event_id} was removed from the watchlist; "
                 "the match can only be rejected"

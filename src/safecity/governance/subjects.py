@@ -307,7 +307,9 @@ def _snapshot_scores(
     import cv2
 
     with store.transaction() as session:
-        has_template = select(Template.id).where(Template.person_id == EventRecord.match_person_id)
+        has_template = select(Template.id).where(
+            Template.person_id == EventRecord.match_person_id, Template.embedder == embedder.name
+        )
         rows = session.execute(
             select(EventRecord.match_person_id, EventRecord.match_snapshot_path).where(
                 EventRecord.match_person_id.is_not(None),

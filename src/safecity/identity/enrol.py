@@ -29,7 +29,7 @@ from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.identity.watchlists import get_watchlist
 from safecity.store.db import Store
-from safecity.store.schema import Person, Template
+from safecity.store.schema import EventRecord, Person, Template
 from safecity.vision.types import Face
 
 # An enrolment photo is a deliberate, close portrait: ask for a face wide enough
@@ -205,6 +205,9 @@ def enroll(
             row = Person(name=person, watchlist_id=info.id, enrolled_by=by, created_at=now)
             session.add(row)
             session.flush()
+        elif row.removed_at is not None:  # enrolled again after a removal
+            row.removed_at = None
+            row.enrolled_by = by
         known = set(
             session.scalars(
                 select(Template.source_sha256).where(
@@ -259,8 +262,10 @@ def remove_person(
 ) -> int:
     """Remove a person and every template of theirs from a watchlist (audited).
 
-    Events that matched them keep their rows but lose the link to the person.
-    Returns the number of templates deleted.
+    Matching stops at once (no template). If match evidence still refers to
+    them, the name stays (marked removed) so that evidence keeps saying who
+    matched, and a subject request can still find it; retention deletes the
+    name with the last such event. Returns the number of templates deleted.
     """
     by = audit.check_actor(by)
     if not (reason or "").strip():
@@ -270,10 +275,18 @@ def remove_person(
         row = session.scalar(
             select(Person).where(Person.watchlist_id == info.id, Person.name == person)
         )
-        if row is None:
+        if row is None or row.removed_at is not None:
             raise EnrolmentError(f"'{person}' is not on watchlist '{info.name}'")
         templates = len(row.templates)
-        session.delete(row)
+        referenced = session.scalar(
+            select(EventRecord.id).where(EventRecord.match_person_id == row.id).limit(1)
+        )
+        if referenced is None:
+            session.delete(row)
+        else:
+            for template in list(row.templates):
+                session.delete(template)
+            row.removed_at = clock.now()
         session.flush()
         audit.append(
             session,

@@ -156,7 +156,7 @@ def create_watchlist(
 def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
     persons = (
         select(func.count(Person.id))
-        .where(Person.watchlist_id == Watchlist.id)
+        .where(Person.watchlist_id == Watchlist.id, Person.removed_at.is_(None))
         .correlate(Watchlist)
         .scalar_subquery()
     )

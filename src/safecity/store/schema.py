@@ -180,6 +180,9 @@ class Person(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     enrolled_by: Mapped[str] = mapped_column(String(128), default="")  # may not review its matches
+    # Removed from the watchlist while match evidence still refers to them: the
+    # templates are gone (no more matching), the name stays for that evidence.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     watchlist: Mapped[Watchlist] = relationship(back_populates="persons")
     templates: Mapped[list[Template]] = relationship(

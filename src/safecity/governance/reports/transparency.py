@@ -342,7 +342,8 @@ def numeric_details(details: dict[str, Any], prefix: str = "") -> dict[str, floa
 def _retention(runs: list[AuditItem], purges: list[AuditItem]) -> RetentionFigures:
     deleted: Counter = Counter()
     for run in runs:
-        deleted.update(numeric_details(run.details))
+        # "held" is a gauge (holds in place at that run), not something deleted.
+        deleted.update({k: v for k, v in numeric_details(run.details).items() if k != "held"})
     purged = sum(int(p.details.get("records", 0) or 0) for p in purges)
     return RetentionFigures(len(runs), dict(sorted(deleted.items())), len(purges), purged)
 

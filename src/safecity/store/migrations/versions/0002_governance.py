@@ -60,6 +60,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("enrolled_by", sa.String(128), nullable=False, server_default="")
         )
+        batch.add_column(sa.Column("removed_at", _utc(), nullable=True))
 
     with op.batch_alter_table("templates", recreate="never") as batch:
         batch.add_column(
