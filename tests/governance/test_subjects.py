@@ -187,7 +187,10 @@ def test_find_export_erase_with_a_legal_hold(
     }
     assert data["retention"]["snapshots_h"] == 72.0
 
-    erased = erase_subject(store, found, by="carol", clock=clock)
+    with pytest.raises(SubjectError, match="not found by request"):
+        erase_subject(store, found, person_ids=[999], by="carol", clock=clock)
+    everyone = [e.person_id for e in found.entries]
+    erased = erase_subject(store, found, person_ids=everyone, by="carol", clock=clock)
 
     assert erased.events_erased == 2 and erased.templates_deleted == 2
     assert [(w.event_id, w.case_refs) for w in erased.withheld] == [(held, ("CASE-7",))]
@@ -244,7 +247,9 @@ def test_erase_without_holds_removes_the_person(
     found = _find(store, images / "obama2.jpg", detector, embedder, clock, ref="SAR-2")
     assert [e.templates for e in found.entries] == [2]
 
-    erased = erase_subject(store, found, by="carol", clock=clock)
+    erased = erase_subject(
+        store, found, person_ids=[found.entries[0].person_id], by="carol", clock=clock
+    )
 
     assert (erased.persons_deleted, erased.templates_deleted, erased.events_erased) == (1, 2, 1)
     assert erased.persons_kept == () and erased.withheld == ()
@@ -275,10 +280,10 @@ def test_someone_not_held_finds_nothing_and_is_still_audited(
     assert "Obama" not in json.dumps(records[0].details)
     export_findings(store, found, tmp_path / "none.html", by="carol", clock=clock)
     assert "nothing is held" in (tmp_path / "none.html").read_text()
-    erased = erase_subject(store, found, by="carol", clock=clock)
-    assert (erased.persons_deleted, erased.templates_deleted, erased.events_erased) == (0, 0, 0)
+    with pytest.raises(SubjectError, match="name the entries"):
+        erase_subject(store, found, person_ids=[], by="carol", clock=clock)
     assert _count(store, Template.id) == 1
-    assert [r.action for r in _subject_records(store)][-1] == "subject.erase"
+    assert [r.action for r in _subject_records(store)][-1] == "subject.export"
     assert audit.verify(store).ok
 
 
@@ -407,6 +412,11 @@ def test_cli_erase_needs_yes(tmp_path, images) -> None:
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and "--yes" in lines[0]
+    done = _run(
+        tmp_path, url, "subject", "find", "--image", str(images / "obama2.jpg"),
+        "--request-ref", "SAR-7", "--erase", "--yes",
+    )  # fmt: skip
+    assert done.returncode == 2 and "--person ID" in done.stderr
     store = open_store(url, tmp_path / "media")
     try:
         assert _subject_records(store) == []
@@ -427,14 +437,15 @@ def test_cli_find_export_erase(tmp_path, detector, embedder, images) -> None:
     store = open_store(url, tmp_path / "media")
     try:
         authorised_watchlist(store, clock, "wanted")
-        enroll(store, "wanted", "Barack Obama", [images / "obama.jpg"], detector, embedder,
-               by="alice", clock=clock)  # fmt: skip
+        obama = enroll(store, "wanted", "Barack Obama", [images / "obama.jpg"], detector,
+                       embedder, by="alice", clock=clock)  # fmt: skip
     finally:
         store.close()
     report = tmp_path / "report.html"
     done = _run(
         tmp_path, url, "subject", "find", "--image", str(images / "obama2.jpg"),
         "--request-ref", "SAR-8", "--export", str(report), "--erase", "--yes",
+        "--person", str(obama.person_id),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "Barack Obama" in done.stdout and "erased: 1" in done.stdout

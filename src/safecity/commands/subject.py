@@ -25,8 +25,12 @@ def find_cmd(
         Path | None, typer.Option("--export", help="write the report to FILE.html or FILE.json")
     ] = None,
     erase: Annotated[
-        bool, typer.Option("--erase", help="erase what was found (needs --yes)")
+        bool, typer.Option("--erase", help="erase the entries named by --person (needs --yes)")
     ] = False,
+    person: Annotated[
+        list[int] | None,
+        typer.Option("--person", help="person id to erase, as confirmed from the report"),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="confirm --erase")] = False,
 ) -> None:
     """Find what is held on the person in a photo; optionally report it and erase it."""
@@ -46,6 +50,11 @@ def find_cmd(
         raise SubjectError(
             "--erase deletes the person's watchlist entries and match evidence for good; "
             "add --yes to confirm (nothing was searched)"
+        )
+    if erase and not person:
+        raise SubjectError(
+            "--erase needs --person ID for each entry confirmed, from a first search's report, "
+            "to be the person (a search can also find a lookalike); nothing was searched"
         )
     if export is not None and export.suffix.lower() not in (".html", ".htm", ".json"):
         raise SubjectError(f"cannot export to {export}: name a .html or .json file")
@@ -85,7 +94,7 @@ def find_cmd(
         )
         out.print(f"report written to {result.path} ({result.format})")
     if erase:
-        erased = erase_subject(store, found, by=actor)
+        erased = erase_subject(store, found, person_ids=person or [], by=actor)
         out.print(
             f"erased: {erased.persons_deleted} watchlist entries, "
             f"{erased.templates_deleted} templates, {erased.events_erased} matches, "

@@ -632,9 +632,18 @@ def export_findings(
 
 # -- erase ----------------------------------------------------------------------------
 def erase_subject(
-    store: Store, findings: SubjectFindings, *, by: str, clock: Clock = SYSTEM_CLOCK
+    store: Store,
+    findings: SubjectFindings,
+    *,
+    person_ids: Sequence[int],
+    by: str,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ErasureResult:
-    """Erase the found entries and their match evidence; audited as ``subject.erase``.
+    """Erase the chosen found entries and their match evidence; audited as ``subject.erase``.
+
+    ``person_ids`` are the entries the operator confirmed to be the person
+    (a search without margin can find a lookalike too); each must be among the
+    findings, else :class:`SubjectError` and nothing is erased.
 
     Works from the entries' ids as they stand *now*: a match stored since the
     search is erased too. Evidence under an active legal hold is kept and
@@ -644,7 +653,16 @@ def erase_subject(
     """
     by = audit.check_actor(by)
     now = clock.now()
-    ids = [e.person_id for e in findings.entries]
+    found = {e.person_id for e in findings.entries}
+    ids = sorted(set(person_ids))
+    if not ids:
+        raise SubjectError("name the entries to erase (--person ID), as confirmed from the report")
+    stray = [i for i in ids if i not in found]
+    if stray:
+        raise SubjectError(
+            f"person(s) {', '.join(map(str, stray))} were not found by request "
+            f"{findings.request_ref}; nothing was erased"
+        )
     files: list[str] = []
     withheld: list[Withheld] = []
     erased = templates = deleted = 0
@@ -655,6 +673,7 @@ def erase_subject(
                 select(EventRecord)
                 .where(EventRecord.match_person_id.in_(ids))
                 .order_by(EventRecord.id)
+                .with_for_update()  # a hold placed meanwhile waits, then sees the erasure
             ).all()
             active: dict[int, list[str]] = {}
             for event_id, case_ref in session.execute(
