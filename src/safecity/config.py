@@ -156,6 +156,12 @@ class AuthorisationPolicy(_Section):
     emergency_deadline_h: float = Field(
         24.0, gt=0, description="hours within which an emergency use must file its request"
     )
+    emergency_decision_h: float = Field(
+        72.0,
+        gt=0,
+        description="hours after the filing deadline an emergency use may await approval "
+        "before its results are deleted",
+    )
     template_grace_days: float = Field(
         7.0, ge=0, description="days after an authorisation ends before its templates are deleted"
     )

@@ -484,3 +484,32 @@ def test_a_removed_person_stays_while_evidence_refers_to_them(store, clock, port
     clock.advance(60 * DAY)
     run_retention(store, CONFIG, clock=clock)
     assert _event(store, m.event_id) is None and _persons(store) == []
+
+
+def _file(store, clock, auth_id: int) -> None:
+    file_request(
+        store, auth_id, by="alice", legal_basis="Police Act s.12", authority="District Court",
+        reference="DC-9", clock=clock,
+    )  # fmt: skip
+
+
+def test_emergency_results_go_unless_the_use_was_approved(store: Store, clock, portrait):
+    """Filed then revoked before approval, or filed and never decided: results annulled.
+    Approved then revoked: the results were lawful and are kept."""
+    revoked, revoked_event = _emergency_match(store, clock, portrait, "revoked-before")
+    undecided, undecided_event = _emergency_match(store, clock, portrait, "undecided")
+    approved, approved_event = _emergency_match(store, clock, portrait, "approved")
+    for auth_id in (revoked, undecided, approved):
+        _file(store, clock, auth_id)
+    revoke(store, revoked, by="alice", reason="no longer needed", clock=clock)
+    approve(store, approved, by="bob", clock=clock)
+    revoke(store, approved, by="alice", reason="child found", clock=clock)
+
+    clock.advance(25 * HOUR)  # past the deadline; the undecided one may still be approved
+    run_retention(store, CONFIG, clock=clock)
+    assert _event(store, revoked_event).match_status == "annulled"
+    assert _event(store, undecided_event).match_status == "candidate"
+    clock.advance(72 * HOUR)  # no decision within emergency_decision_h
+    run_retention(store, CONFIG, clock=clock)
+    assert _event(store, undecided_event).match_status == "annulled"
+    assert _event(store, approved_event).match_status == "expired"  # unreviewed, not annulled

@@ -71,6 +71,7 @@ class AuthorisationInfo:
     proposed_by: str
     decided_by: str | None
     decided_at: datetime | None
+    approved_at: datetime | None
     decision_note: str
     renews_id: int | None
     emergency_deadline_at: datetime | None
@@ -223,6 +224,7 @@ def _infos(session: Session, where: object | None = None) -> list[AuthorisationI
             proposed_by=a.proposed_by,
             decided_by=a.decided_by,
             decided_at=a.decided_at,
+            approved_at=a.approved_at,
             decision_note=a.decision_note,
             renews_id=a.renews_id,
             emergency_deadline_at=a.emergency_deadline_at,
@@ -533,6 +535,7 @@ def approve(
         row.status = "active"
         row.decided_by = by
         row.decided_at = now
+        row.approved_at = now
         if note.strip():
             row.decision_note = (row.decision_note + "\n" + note.strip()).strip()
         moved: list[str] = []

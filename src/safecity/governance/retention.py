@@ -66,7 +66,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from safecity.config import SafecityConfig
@@ -207,7 +207,8 @@ def _enforce(
 ) -> None:
     """Every rule but the audit trail's, each in its own short transactions."""
     policy = config.retention
-    _annul_lapsed_emergencies(store, now, tally)
+    decision = timedelta(hours=config.authorisations.emergency_decision_h)
+    _annul_lapsed_emergencies(store, now, decision, tally)
     _delete_templates(store, now, timedelta(days=config.authorisations.template_grace_days), tally)
 
     snapshot_cutoff = now - timedelta(hours=policy.snapshots_h)
@@ -366,24 +367,40 @@ def _expired_confirmed(
 
 
 # -- authorisations -------------------------------------------------------------------
-def _annul_lapsed_emergencies(store: Store, now: datetime, tally: _Tally) -> None:
-    """Annul what emergency uses whose request was never filed matched, whatever became of
-    them since (revoked too), including matches stored after an earlier run."""
+def _unapproved_emergency(decision: timedelta, now: datetime) -> ColumnElement[bool]:
+    """Emergency uses that ended without approval: request not filed by the deadline,
+    revoked or refused before approval, or not approved within ``decision`` after it."""
+    return and_(
+        Authorisation.emergency_deadline_at.is_not(None),
+        Authorisation.approved_at.is_(None),
+        or_(
+            and_(
+                Authorisation.request_filed_at.is_(None),
+                Authorisation.emergency_deadline_at <= now,
+            ),
+            Authorisation.status.in_(("revoked", "refused")),
+            Authorisation.emergency_deadline_at <= now - decision,
+        ),
+    )
+
+
+def _annul_lapsed_emergencies(
+    store: Store, now: datetime, decision: timedelta, tally: _Tally
+) -> None:
+    """Annul what emergency uses that ended without approval matched (a result stored
+    after an earlier run too)."""
+    lapsed_rule = _unapproved_emergency(decision, now)
     with store.transaction() as session:
-        lapsed = list(
-            session.scalars(
-                select(Authorisation.id).where(
-                    Authorisation.emergency_deadline_at.is_not(None),
-                    Authorisation.request_filed_at.is_(None),
-                    Authorisation.emergency_deadline_at <= now,
-                )
-            )
-        )
+        lapsed = list(session.scalars(select(Authorisation.id).where(lapsed_rule)))
     for auth_id in lapsed:
         with store.transaction(write=True) as session:
-            row = session.get(Authorisation, auth_id, with_for_update=True)
-            if row is None or row.request_filed_at is not None:
-                continue  # handled meanwhile
+            row = session.scalar(
+                select(Authorisation)
+                .where(Authorisation.id == auth_id, lapsed_rule)
+                .with_for_update()
+            )
+            if row is None:
+                continue  # approved meanwhile
             annulled, files = annul_results(session, auth_id, at=now)
             if row.results_deleted_at is None:
                 row.results_deleted_at = now

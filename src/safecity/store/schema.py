@@ -124,6 +124,7 @@ class Authorisation(Base):
     proposed_by: Mapped[str] = mapped_column(String(128), default="")
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # kept if revoked later
     decision_note: Mapped[str] = mapped_column(Text, default="")
     evidence_days: Mapped[int] = mapped_column(Integer, default=90)
     # No foreign key: SQLite could add one only by rebuilding this table, which

@@ -44,6 +44,7 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("decided_by", sa.String(128), nullable=True))
         batch.add_column(sa.Column("decided_at", _utc(), nullable=True))
+        batch.add_column(sa.Column("approved_at", _utc(), nullable=True))
         batch.add_column(sa.Column("decision_note", sa.Text(), nullable=False, server_default=""))
         batch.add_column(
             sa.Column("evidence_days", sa.Integer(), nullable=False, server_default="90")
