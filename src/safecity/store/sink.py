@@ -77,7 +77,7 @@ class StoreSink:
                     if event.match is None:
                         continue
                     # Checked again under the write lock: it may have changed meanwhile.
-                    refusal = refusal or self._refusal(session, event)
+                    refusal = refusal or self._refusal(session, event, lock=True)
                     if refusal is None:
                         self._candidate(session, event, record)
                     else:
@@ -126,15 +126,21 @@ class StoreSink:
     def _match_time(event: Event):
         return event.match_snapshot.time if event.match_snapshot is not None else event.started_at
 
-    def _authorisation(self, session: Session, event: Event) -> Authorisation | None:
+    def _authorisation(
+        self, session: Session, event: Event, lock: bool = False
+    ) -> Authorisation | None:
+        """The authorisation of the matched watchlist; ``lock``: a revocation waits for us."""
         assert event.match is not None
-        return session.scalar(
+        query = (
             select(Authorisation)
             .join(Watchlist, Watchlist.authorisation_id == Authorisation.id)
             .where(Watchlist.id == event.match.watchlist_id)
         )
+        if lock:
+            query = query.with_for_update(read=True, of=Authorisation)
+        return session.scalar(query)
 
-    def _refusal(self, session: Session, event: Event) -> str | None:
+    def _refusal(self, session: Session, event: Event, lock: bool = False) -> str | None:
         """Why this match may not be stored, or None when it may.
 
         The authorisation must allow the camera both at the frame's time and now,
@@ -143,7 +149,7 @@ class StoreSink:
         """
         match = event.match
         assert match is not None
-        auth = self._authorisation(session, event)
+        auth = self._authorisation(session, event, lock)
         if auth is None:
             return "the watchlist no longer exists"
         if session.get(Person, match.person_id) is None:
