@@ -230,6 +230,22 @@ def test_find_export_erase_with_a_legal_hold(
     assert records[3].details["withheld"] == [{"event": kept.uuid, "case_refs": ["CASE-7"]}]
     for record in records:  # nobody who did not match is named
         assert "Biden" not in json.dumps(record.details)
+
+    # Once the hold is released, retention finishes the erasure the law had deferred.
+    from safecity.config import SafecityConfig
+    from safecity.governance.holds import release_hold
+    from safecity.governance.retention import run_retention
+
+    with store.transaction() as session:
+        hold_id = session.scalar(
+            select(LegalHold.id).where(LegalHold.event_id == held, LegalHold.released_at.is_(None))
+        )
+    release_hold(store, hold_id, by="erin", reason="case closed", clock=clock)
+    report = run_retention(store, SafecityConfig(), clock=clock)
+    assert report.erasures == 1
+    assert _event(store, held).match_status == "erased"
+    assert not any(store.media.path(p).exists() for p in held_files)
+    assert _count(store, Person.id, Person.id == obama.person_id) == 0
     assert audit.verify(store).ok
 
 

@@ -74,7 +74,12 @@ from safecity.errors import SafecityError
 from safecity.governance import audit
 from safecity.governance.authorisations import list_authorisations
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
-from safecity.governance.evidence import annul_results, drop_snapshots, reject_match
+from safecity.governance.evidence import (
+    annul_match,
+    annul_results,
+    drop_snapshots,
+    reject_match,
+)
 from safecity.governance.holds import active_hold_exists, held_event_ids
 from safecity.store.db import Store
 from safecity.store.schema import (
@@ -108,6 +113,7 @@ class RetentionReport:
     template_authorisations: int = 0  # authorisations whose templates were deleted
     templates: int = 0  # templates (face vectors) deleted
     persons: int = 0  # enrolled names deleted with their templates (no match refers to them)
+    erasures: int = 0  # matches erased on request once their legal hold was released
     files: int = 0  # media files deleted, orphans included
     orphans: int = 0  # of which files no row referred to
     folders: int = 0  # empty day folders removed
@@ -236,6 +242,16 @@ def _enforce(
             or_(_has_files(), EventRecord.match_person_id.is_not(None)),
         ],
         _drop_leftover_evidence,
+    )
+    # Erasures that a legal hold deferred: done once the hold is released.
+    deferred = select(Person.id).where(Person.erasure_ref.is_not(None))
+    sweep.run(
+        "erasures",
+        [
+            EventRecord.match_person_id.in_(deferred),
+            EventRecord.match_status.not_in(("annulled", "erased")),
+        ],
+        lambda session, event: annul_match(session, event, now, status="erased"),
     )
     for where in _expired_confirmed(store, now, config.authorisations.default_evidence_days):
         sweep.run("confirmed", where, None)
@@ -447,7 +463,11 @@ def _delete_unneeded_persons(store: Store, tally: _Tally) -> None:
     with store.transaction(write=True) as session:
         gone = session.execute(
             delete(Person).where(
-                or_(Person.removed_at.is_not(None), Person.watchlist_id.in_(expired)),
+                or_(
+                    Person.removed_at.is_not(None),
+                    Person.erasure_ref.is_not(None),
+                    Person.watchlist_id.in_(expired),
+                ),
                 Person.id.not_in(referenced),
             ),
             execution_options={"synchronize_session": False},

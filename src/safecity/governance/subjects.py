@@ -703,6 +703,9 @@ def erase_subject(
             gone = sorted(present - kept)
             if gone:
                 deleted = session.execute(delete(Person).where(Person.id.in_(gone))).rowcount
+            for person in session.scalars(select(Person).where(Person.id.in_(sorted(kept)))):
+                # Retention finishes the erasure when the hold is released.
+                person.erasure_ref = findings.request_ref
         audit.append(
             session,
             at=now,

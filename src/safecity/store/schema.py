@@ -184,6 +184,9 @@ class Person(Base):
     # Removed from the watchlist while match evidence still refers to them: the
     # templates are gone (no more matching), the name stays for that evidence.
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Erasure requested (its reference) but evidence under a legal hold was kept:
+    # retention finishes the erasure once the hold is released.
+    erasure_ref: Mapped[str | None] = mapped_column(String(128))
 
     watchlist: Mapped[Watchlist] = relationship(back_populates="persons")
     templates: Mapped[list[Template]] = relationship(

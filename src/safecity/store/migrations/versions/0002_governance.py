@@ -62,6 +62,7 @@ def upgrade() -> None:
             sa.Column("enrolled_by", sa.String(128), nullable=False, server_default="")
         )
         batch.add_column(sa.Column("removed_at", _utc(), nullable=True))
+        batch.add_column(sa.Column("erasure_ref", sa.String(128), nullable=True))
 
     with op.batch_alter_table("templates", recreate="never") as batch:
         batch.add_column(
