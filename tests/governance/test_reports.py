@@ -665,3 +665,32 @@ def test_reports_from_a_pipeline_run_match_the_database(sample_run, tmp_path) ->
     page = render_dpia_html(dpia)
     assert 'class="legal-basis">Test Act s.1<' in page and "University campus" in page
     assert "No sensitive-trait inference" in page
+
+
+def test_past_figures_do_not_drift_when_retention_deletes_events(store: Store, clock, portrait):
+    """Outcomes come from the audit trail: a month later, with the event rows gone, the
+    report for the same window says the same."""
+    from governance_support import stored_match
+
+    from safecity.governance.retention import run_retention
+
+    start = clock.now() - HOUR
+    confirmed = stored_match(store, clock, portrait, name="w1")
+    rejected = stored_match(store, clock, portrait, name="w2")
+    expired = stored_match(store, clock, portrait, name="w3")
+    for reviewer in ("carol", "dave"):
+        review_match(store, confirmed.event_id, by=reviewer, decision="confirm", clock=clock)
+    review_match(store, rejected.event_id, by="carol", decision="reject", clock=clock)
+    end = clock.now() + HOUR
+    config = SafecityConfig()
+    clock.advance(timedelta(hours=80))
+    run_retention(store, config, clock=clock)  # the unreviewed candidate expires
+    before = gather_transparency(store, config, start, end, clock=clock).matches
+    assert (before.confirmed, before.rejected, before.expired, before.candidate) == (1, 1, 1, 0)
+    assert before.false_match_rate == 0.5
+    clock.advance(timedelta(days=200))
+    run_retention(store, config, clock=clock)
+    with store.transaction() as session:
+        assert session.scalar(select(func.count(EventRecord.id))) == 0
+    after = gather_transparency(store, config, start, end, clock=clock).matches
+    assert after == before

@@ -585,7 +585,7 @@ def refuse(
         files: list[str] = []
         annulled = 0
         if was == "emergency":
-            annulled, files = annul_results(session, row.id, at=now)
+            annulled, files = annul_results(session, row.id, at=now, actor=by)
             row.results_deleted_at = now
         _audit(session, clock, by, "refuse", row, reason=reason, was=was, results_deleted=annulled)
         info = _get(session, row.id)

@@ -5,6 +5,11 @@ match's evidence deletes both snapshot files and unlinks the person. Rows are
 changed inside the caller's transaction; the files are returned so the caller
 removes them *after* the commit (a failed commit then leaves files, never rows
 pointing at missing files; retention sweeps files no row refers to).
+
+Every change of a match's outcome outside review (``match.expired``,
+``match.annulled``, ``match.erased``) is audited per event, like the review
+decisions, so reports count outcomes from the audit trail, which outlives the
+event rows that retention deletes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from safecity.governance import audit
 from safecity.store.schema import EventRecord, Review
 
 
@@ -42,8 +48,35 @@ def reject_match(event: EventRecord, at: datetime, status: str = "rejected") -> 
     return drop_snapshots(event)
 
 
+def _audit_outcome(
+    session: Session, event: EventRecord, at: datetime, actor: str, purpose: str = ""
+) -> None:
+    audit.append(
+        session,
+        at=at,
+        actor=actor,
+        action=f"match.{event.match_status}",
+        object=f"event:{event.id}",
+        purpose=purpose,
+        details={"event": event.uuid, "camera": event.camera},
+    )
+
+
+def expire_match(session: Session, event: EventRecord, at: datetime) -> list[str]:
+    """Close a candidate nobody reviewed in time (not a false match); audited."""
+    files = reject_match(event, at, status="expired")
+    _audit_outcome(session, event, at, audit.SYSTEM_ACTOR)
+    return files
+
+
 def annul_match(
-    session: Session, event: EventRecord, at: datetime, status: str = "annulled"
+    session: Session,
+    event: EventRecord,
+    at: datetime,
+    status: str = "annulled",
+    *,
+    actor: str = audit.SYSTEM_ACTOR,
+    purpose: str = "",
 ) -> list[str]:
     """Remove a match entirely: no person, no score, no review, no images.
 
@@ -56,11 +89,12 @@ def annul_match(
     event.match_score = None
     event.match_margin = None
     session.execute(delete(Review).where(Review.event_id == event.id))
+    _audit_outcome(session, event, at, actor, purpose)
     return drop_snapshots(event)
 
 
 def annul_results(
-    session: Session, authorisation_id: int, *, at: datetime
+    session: Session, authorisation_id: int, *, at: datetime, actor: str = audit.SYSTEM_ACTOR
 ) -> tuple[int, list[str]]:
     """Annul every match made under an authorisation (refused or lapsed emergency use)."""
     events = session.scalars(
@@ -72,6 +106,6 @@ def annul_results(
     ).all()
     files: list[str] = []
     for event in events:
-        files += annul_match(session, event, at)
+        files += annul_match(session, event, at, actor=actor)
     session.flush()
     return len(events), files

@@ -78,7 +78,7 @@ from safecity.governance.evidence import (
     annul_match,
     annul_results,
     drop_snapshots,
-    reject_match,
+    expire_match,
 )
 from safecity.governance.holds import active_hold_exists, held_event_ids
 from safecity.store.db import Store
@@ -224,7 +224,7 @@ def _enforce(
     sweep.run(
         "candidates_expired",
         [EventRecord.match_status == "candidate", EventRecord.started_at < snapshot_cutoff],
-        lambda session, event: reject_match(event, now, status="expired"),
+        lambda session, event: expire_match(session, event, now),
     )
     sweep.run(
         "snapshots",
@@ -251,7 +251,9 @@ def _enforce(
             EventRecord.match_person_id.in_(deferred),
             EventRecord.match_status.not_in(("annulled", "erased")),
         ],
-        lambda session, event: annul_match(session, event, now, status="erased"),
+        lambda session, event: annul_match(
+            session, event, now, status="erased", purpose="subject-request"
+        ),
     )
     for where in _expired_confirmed(store, now, config.authorisations.default_evidence_days):
         sweep.run("confirmed", where, None)

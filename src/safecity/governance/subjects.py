@@ -693,7 +693,9 @@ def erase_subject(
                         Withheld(event.id, event.uuid, person_id, tuple(active[event.id]))
                     )
                 else:
-                    files += annul_match(session, event, now, status="erased")
+                    files += annul_match(
+                        session, event, now, status="erased", actor=by, purpose=PURPOSE
+                    )
                     erased += 1
             session.flush()
             present = set(session.scalars(select(Person.id).where(Person.id.in_(ids))))

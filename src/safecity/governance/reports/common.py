@@ -93,16 +93,76 @@ def use_spans(
     return spans
 
 
+#: Audit actions that settle a match's outcome (a confirmation only once it is the last).
+OUTCOME_ACTIONS = {
+    "review.confirm": "confirmed",
+    "review.reject": "rejected",
+    "match.expired": "expired",
+    "match.annulled": "annulled",
+    "match.erased": "erased",
+}
+
+
+@dataclass(frozen=True)
+class MatchOutcome:
+    event_id: int
+    camera: str
+    frame_time: datetime
+    outcome: str  # one of OUTCOMES
+
+
+def match_outcomes(
+    session: Session, start: datetime | None = None, end: datetime | None = None
+) -> list[MatchOutcome]:
+    """Every match made (by frame time) in ``[start, end)`` and its outcome now.
+
+    Read from the audit trail (``match`` records and the decisions on each
+    event), not from event rows: retention deletes those after 30 days, the
+    trail keeps its records for years, so a past period's figures do not drift.
+    """
+    made: dict[int, tuple[str, datetime]] = {}
+    for obj, details in session.execute(
+        select(AuditRecordRow.object, AuditRecordRow.details).where(
+            AuditRecordRow.action == "match"
+        )
+    ):
+        d = json.loads(details)
+        at = datetime.fromisoformat(d["frame_time"])
+        if (start is None or at >= start) and (end is None or at < end):
+            made[_event_id(obj)] = (str(d.get("camera", "")), at)
+    outcome: dict[int, str] = {}
+    for obj, action, details in session.execute(
+        select(AuditRecordRow.object, AuditRecordRow.action, AuditRecordRow.details)
+        .where(AuditRecordRow.action.in_(list(OUTCOME_ACTIONS)))
+        .order_by(AuditRecordRow.id)
+    ):
+        event_id = _event_id(obj)
+        if event_id not in made:
+            continue
+        if action == "review.confirm" and json.loads(details).get("status") != "confirmed":
+            continue  # one confirmation of several: still a candidate
+        outcome[event_id] = OUTCOME_ACTIONS[action]
+    return [
+        MatchOutcome(event_id, camera, at, outcome.get(event_id, "candidate"))
+        for event_id, (camera, at) in sorted(made.items())
+    ]
+
+
+def _event_id(obj: str) -> int:
+    try:
+        return int(obj.split(":", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
 def match_counts(
     session: Session, start: datetime | None = None, end: datetime | None = None
 ) -> dict[tuple[str, str], int]:
-    """``{(camera, outcome): n}`` of matched events started in ``[start, end)``."""
-    query = select(EventRecord.camera, EventRecord.match_status, func.count(EventRecord.id)).where(
-        EventRecord.match_status.is_not(None)
-    )
-    query = _bounded(query, EventRecord.started_at, start, end)
-    query = query.group_by(EventRecord.camera, EventRecord.match_status)
-    return {(camera, status): int(n) for camera, status, n in session.execute(query)}
+    """``{(camera, outcome): n}`` of the matches :func:`match_outcomes` finds."""
+    counts: dict[tuple[str, str], int] = {}
+    for m in match_outcomes(session, start, end):
+        counts[(m.camera, m.outcome)] = counts.get((m.camera, m.outcome), 0) + 1
+    return counts
 
 
 def event_counts(

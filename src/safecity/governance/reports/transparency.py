@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from safecity.config import SafecityConfig
@@ -36,12 +35,12 @@ from safecity.governance.reports.common import (
     false_match_rate,
     jsonable,
     match_counts,
+    match_outcomes,
     union_seconds,
     use_spans,
 )
 from safecity.store.cameras import list_cameras
 from safecity.store.db import Store
-from safecity.store.schema import EventRecord
 
 SUBJECT_REQUEST = "subject-request"
 RETENTION_RUN = "retention.run"
@@ -288,13 +287,8 @@ def _periods(
         text = day.isoformat() if daily else day.strftime("%Y-%m")
         labels.setdefault(text, Counter())
         day += timedelta(days=1)
-    query = select(EventRecord.started_at, EventRecord.match_status).where(
-        EventRecord.match_status.is_not(None),
-        EventRecord.started_at >= start,
-        EventRecord.started_at < end,
-    )
-    for at, status in session.execute(query):
-        labels.setdefault(label(at), Counter())[status] += 1
+    for match in match_outcomes(session, start, end):
+        labels.setdefault(label(match.frame_time), Counter())[match.outcome] += 1
     return (
         tuple(PeriodMatches(p, *(c.get(k, 0) for k in OUTCOMES)) for p, c in labels.items()),
         kind,
