@@ -363,6 +363,8 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
             "source": source,
             "camera": name,
             "start_time_given": start.isoformat() if start else None,
+            # Matched faces stay visible in it, for review: where it went is on record.
+            "annotated_video": str(report.annotated_video) if report.annotated_video else None,
             "frames": report.frames_in,
             "events": len(report.event_ids),
         },
