@@ -41,7 +41,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from safecity.errors import SafecityError
-from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.governance.clock import SYSTEM_CLOCK, Clock, ManualClock
 from safecity.store.db import Store
 from safecity.store.schema import AuditPurge, AuditRecordRow
 
@@ -364,14 +364,6 @@ def _parse_time(text: str) -> datetime:
         return datetime.max.replace(tzinfo=UTC)  # unreadable: never old enough
 
 
-class _FixedClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 def _broken(report: VerifyReport, record_id: int | None, problem: str) -> VerifyReport:
     report.ok = False
     report.broken_id = record_id
@@ -627,7 +619,7 @@ def purge_before(
         return 0
     through_id, through_hash = int(through[0]), str(through[1])
     if signer is not None:
-        signer.sign_record(through_id, through_hash, _FixedClock(at), purge_cutoff=cutoff)
+        signer.sign_record(through_id, through_hash, ManualClock(at), purge_cutoff=cutoff)
     rows = (
         session.scalar(select(func.count(AuditRecordRow.id)).where(AuditRecordRow.id <= through_id))
         or 0

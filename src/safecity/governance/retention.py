@@ -73,7 +73,7 @@ from safecity.config import SafecityConfig
 from safecity.errors import SafecityError
 from safecity.governance import audit
 from safecity.governance.authorisations import list_authorisations
-from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.governance.clock import SYSTEM_CLOCK, Clock, ManualClock
 from safecity.governance.evidence import (
     annul_match,
     annul_results,
@@ -280,18 +280,10 @@ def _record_failure(
             action="retention.failed",
             object="retention",
             details={**tally.report().as_dict(), "error": str(error)},
-            clock=_Now(now),
+            clock=ManualClock(now),
         )
     except SafecityError:
         log.error("retention failed and its partial counts could not be recorded")
-
-
-class _Now:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
 
 
 # -- events, in batches ---------------------------------------------------------------
