@@ -37,7 +37,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from safecity.errors import SafecityError
@@ -244,6 +244,22 @@ def list_records(
     newest_first: bool = True,
 ) -> list[AuditRecord]:
     """Records filtered by time, actor, action (``match`` or a prefix like ``review.``)."""
+    query = records_query(since=since, until=until, actor=actor, action=action, purpose=purpose)
+    order = AuditRecordRow.id.desc() if newest_first else AuditRecordRow.id
+    query = query.order_by(order).limit(max(1, min(limit, 10_000))).offset(max(0, offset))
+    with store.transaction() as session:
+        return [AuditRecord.from_row(r) for r in session.scalars(query)]
+
+
+def records_query(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    purpose: str | None = None,
+) -> Select[tuple[AuditRecordRow]]:
+    """The filters of :func:`list_records`, for callers reading inside their own session."""
     query = select(AuditRecordRow)
     if since is not None:
         query = query.where(AuditRecordRow.at >= since)
@@ -258,10 +274,7 @@ def list_records(
             query = query.where(AuditRecordRow.action.startswith(action, autoescape=True))
         else:
             query = query.where(AuditRecordRow.action == action)
-    order = AuditRecordRow.id.desc() if newest_first else AuditRecordRow.id
-    query = query.order_by(order).limit(max(1, min(limit, 10_000))).offset(max(0, offset))
-    with store.transaction() as session:
-        return [AuditRecord.from_row(r) for r in session.scalars(query)]
+    return query
 
 
 # -- verification -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from safecity.errors import SafecityError
+from safecity.governance.audit import AuditRecord, records_query
 from safecity.store.schema import AuditRecordRow, EventRecord, IdentificationUse
 
 OUTCOMES = ("candidate", "confirmed", "rejected", "expired", "annulled", "erased")
@@ -184,17 +185,6 @@ def false_match_rate(confirmed: int, rejected: int) -> float | None:
     return rejected / decided if decided else None
 
 
-@dataclass(frozen=True)
-class AuditItem:
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    object: str
-    purpose: str
-    details: dict[str, Any]
-
-
 def audit_items(
     session: Session,
     *,
@@ -202,32 +192,10 @@ def audit_items(
     end: datetime | None = None,
     action: str | None = None,
     purpose: str | None = None,
-) -> list[AuditItem]:
+) -> list[AuditRecord]:
     """Audit records (oldest first) in ``[start, end)`` of one action and/or purpose, unpaged."""
-    query = select(AuditRecordRow).order_by(AuditRecordRow.id)
-    query = _bounded(query, AuditRecordRow.at, start, end)
-    if action is not None:
-        query = query.where(AuditRecordRow.action == action)
-    if purpose is not None:
-        query = query.where(AuditRecordRow.purpose == purpose)
-    items = []
-    for row in session.scalars(query):
-        try:
-            details = json.loads(row.details)
-        except ValueError:
-            details = {}
-        items.append(
-            AuditItem(
-                row.id,
-                row.at,
-                row.actor,
-                row.action,
-                row.object,
-                row.purpose,
-                details if isinstance(details, dict) else {},
-            )
-        )
-    return items
+    query = records_query(since=start, until=end, action=action, purpose=purpose)
+    return [AuditRecord.from_row(row) for row in session.scalars(query.order_by(AuditRecordRow.id))]
 
 
 def jsonable(value: Any) -> Any:

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from safecity.config import SafecityConfig
+from safecity.governance.audit import AuditRecord
 from safecity.governance.authorisations import AuthorisationInfo, list_authorisations
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.governance.reports.common import (
     OUTCOMES,
-    AuditItem,
     audit_items,
     check_window,
     event_counts,
@@ -295,7 +295,7 @@ def _periods(
     )
 
 
-def request_ref(item: AuditItem) -> str:
+def request_ref(item: AuditRecord) -> str:
     """Which subject request an audit record belongs to (see :data:`REQUEST_KEYS`)."""
     for key in REQUEST_KEYS:
         value = item.details.get(key)
@@ -304,7 +304,7 @@ def request_ref(item: AuditItem) -> str:
     return item.object or f"record:{item.id}"
 
 
-def _subject_requests(items: list[AuditItem]) -> SubjectRequests:
+def _subject_requests(items: list[AuditRecord]) -> SubjectRequests:
     per_action: dict[str, set[str]] = defaultdict(set)
     for item in items:
         per_action[item.action].add(request_ref(item))
@@ -333,7 +333,7 @@ def numeric_details(details: dict[str, Any], prefix: str = "") -> dict[str, floa
     return out
 
 
-def _retention(runs: list[AuditItem], purges: list[AuditItem]) -> RetentionFigures:
+def _retention(runs: list[AuditRecord], purges: list[AuditRecord]) -> RetentionFigures:
     deleted: Counter = Counter()
     for run in runs:
         # "held" is a gauge (holds in place at that run), not something deleted.
