@@ -345,7 +345,7 @@ def _findings(name: str, files=(None, None)) -> SubjectFindings:
         status="confirmed",
         decided_at=T0,
         reviews=(),
-        holds=(HoldInfo("CASE-<1>", "erin", T0, None, None),),
+        holds=(HoldInfo(1, 1, "CASE-<1>", "erin", T0, None, None),),
         snapshot_path=files[0],
         match_snapshot_path=files[1],
     )

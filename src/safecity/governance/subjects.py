@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -62,7 +62,8 @@ from safecity.errors import EnrolmentError, SafecityError
 from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.governance.evidence import annul_match
-from safecity.identity.enrol import check_photo
+from safecity.governance.holds import HoldInfo
+from safecity.identity.enrol import Embedder, FaceFinder, check_photo
 from safecity.identity.watchlists import load_templates
 from safecity.store.db import Store, StoreError
 from safecity.store.media import MediaStore
@@ -76,7 +77,6 @@ from safecity.store.schema import (
     Template,
     Watchlist,
 )
-from safecity.vision.types import Face
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,6 @@ class SubjectError(SafecityError):
     """A subject request cannot be carried out (bad photo or reference, unknown format)."""
 
 
-class _FaceFinder(Protocol):
-    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
-
-
-class _Embedder(Protocol):
-    name: str
-    dim: int
-
-    def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray: ...
-
-
 # -- values ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReviewDecision:
@@ -111,21 +100,6 @@ class ReviewDecision:
     decision: str  # confirm | reject
     note: str
     at: datetime
-
-
-@dataclass(frozen=True)
-class HoldInfo:
-    """A legal hold on a match's evidence."""
-
-    case_ref: str
-    placed_by: str
-    placed_at: datetime
-    released_by: str | None
-    released_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.released_at is None
 
 
 @dataclass(frozen=True)
@@ -265,7 +239,7 @@ def check_request_ref(ref: str) -> str:
     return ref
 
 
-def _probe(path: Path, detector: _FaceFinder, embedder: _Embedder) -> tuple[np.ndarray, str]:
+def _probe(path: Path, detector: FaceFinder, embedder: Embedder) -> tuple[np.ndarray, str]:
     """The probe's unit vector (memory only) and its photo's sha256."""
     try:
         photo = check_photo(Path(path), detector)
@@ -301,7 +275,7 @@ def _best_scores(store: Store, embedder: str, probe: np.ndarray) -> tuple[dict[i
 
 
 def _snapshot_scores(
-    store: Store, detector: _FaceFinder, embedder: _Embedder, probe: np.ndarray
+    store: Store, detector: FaceFinder, embedder: Embedder, probe: np.ndarray
 ) -> dict[int, float]:
     """Best cosine per template-less person over the faces in their match snapshots."""
     import cv2
@@ -337,8 +311,8 @@ def find_subject(
     image: Path,
     *,
     request_ref: str,
-    detector: _FaceFinder,
-    embedder: _Embedder,
+    detector: FaceFinder,
+    embedder: Embedder,
     threshold: float,
     by: str,
     clock: Clock = SYSTEM_CLOCK,
@@ -457,9 +431,7 @@ def _evidence(session: Session, person_ids: Sequence[int]) -> dict[int, list[Mat
         .where(LegalHold.event_id.in_(event_ids))
         .order_by(LegalHold.placed_at, LegalHold.id)
     ):
-        holds.setdefault(h.event_id, []).append(
-            HoldInfo(h.case_ref, h.placed_by, h.placed_at, h.released_by, h.released_at)
-        )
+        holds.setdefault(h.event_id, []).append(HoldInfo.from_row(h))
     cameras = {e.camera for e in events}
     locations = dict(
         session.execute(select(Camera.name, Camera.location).where(Camera.name.in_(cameras))).all()

@@ -41,11 +41,15 @@ MIN_FACE_WIDTH = 64
 MIN_QUALITY = 0.5
 
 
-class _FaceFinder(Protocol):
+class FaceFinder(Protocol):
+    """What finds faces in a photo (``vision.faces.FaceDetector``)."""
+
     def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
 
 
-class _Embedder(Protocol):
+class Embedder(Protocol):
+    """What turns a face into a unit vector (``vision.embedder``)."""
+
     name: str
     dim: int
 
@@ -100,7 +104,7 @@ def read_image(path: Path) -> tuple[np.ndarray, str]:
 
 def check_photo(
     path: Path,
-    detector: _FaceFinder,
+    detector: FaceFinder,
     *,
     min_face_width: int = MIN_FACE_WIDTH,
     min_quality: float = MIN_QUALITY,
@@ -128,7 +132,7 @@ def check_photo(
     return _Photo(Path(path), digest, image, face)
 
 
-def _vector(embedder: _Embedder, photo: _Photo) -> bytes:
+def _vector(embedder: Embedder, photo: _Photo) -> bytes:
     vector = np.asarray(embedder.embed(photo.image, photo.face), np.float32).reshape(-1)
     if vector.shape != (embedder.dim,) or not np.isfinite(vector).all():
         raise EnrolmentError(f"the {embedder.name} embedder gave no usable vector for {photo.path}")
@@ -144,8 +148,8 @@ def enroll(
     watchlist: str,
     person: str,
     images: Sequence[Path],
-    detector: _FaceFinder,
-    embedder: _Embedder,
+    detector: FaceFinder,
+    embedder: Embedder,
     *,
     by: str,
     min_face_width: int = MIN_FACE_WIDTH,
