@@ -26,7 +26,16 @@ from safecity.commands import report as report_commands
 from safecity.commands import retention as retention_commands
 from safecity.commands import review as review_commands
 from safecity.commands import subject as subject_commands
-from safecity.commands.common import err, jsonable, out, parse_time, short_time, state
+from safecity.commands.common import (
+    camera_list,
+    err,
+    jsonable,
+    out,
+    parse_time,
+    print_json_rows,
+    short_time,
+    state,
+)
 from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import ConfigError, SafecityError
 
@@ -164,7 +173,6 @@ def watchlist_create(
     """
     from safecity.identity.watchlists import create_watchlist
 
-    scope = [c.strip() for c in cameras.split(",") if c.strip()] if cameras else None
     watchlist = create_watchlist(
         state.store(),
         name=name,
@@ -176,7 +184,7 @@ def watchlist_create(
         purpose=purpose,
         valid_from=parse_time(valid_from, "--valid-from"),
         valid_until=parse_time(valid_until, "--valid-until"),
-        cameras=scope,
+        cameras=camera_list(cameras),
         evidence_days=evidence_days or state.config().authorisations.default_evidence_days,
     )
     out.print(
@@ -210,7 +218,7 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
 
     rows = list_watchlists(state.store())
     if as_json:
-        print(json.dumps([jsonable(r) for r in rows], default=str))
+        print_json_rows(rows)
         return
     table = Table(
         "name",
@@ -508,7 +516,7 @@ def events_cmd(
         },
     )
     if as_json:
-        print(json.dumps([jsonable(r) for r in rows], default=str))
+        print_json_rows(rows)
     else:
         out.print(_events_table(rows))
 

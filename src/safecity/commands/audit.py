@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from safecity.commands.common import err, jsonable, out, parse_time, short_time, state
+from safecity.commands.common import (
+    err,
+    jsonable,
+    out,
+    parse_time,
+    print_json_rows,
+    short_time,
+    state,
+)
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
@@ -64,7 +72,7 @@ def list_cmd(
         limit=limit,
     )
     if as_json:
-        print(json.dumps([jsonable(r) for r in rows], default=str))
+        print_json_rows(rows)
         return
     table = Table("id", "time", "actor", "origin", "action", "object", "purpose", "details")
     for r in rows:

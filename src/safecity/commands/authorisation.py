@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from safecity.commands.common import jsonable, out, parse_time, short_time, state
+from safecity.commands.common import (
+    camera_list,
+    out,
+    parse_time,
+    print_json_rows,
+    short_time,
+    state,
+)
 
 app = typer.Typer(
     help="Legal authorisations: two users, a legal basis, a window, a camera scope.",
     no_args_is_help=True,
 )
-
-
-def _scope(cameras: str | None) -> list[str] | None:
-    return [c.strip() for c in cameras.split(",") if c.strip()] if cameras else None
 
 
 def _show(info) -> None:
@@ -63,7 +65,7 @@ def propose_cmd(
             purpose=purpose,
             valid_from=parse_time(valid_from, "--valid-from"),
             valid_until=parse_time(valid_until, "--valid-until"),
-            cameras=_scope(cameras),
+            cameras=camera_list(cameras),
             evidence_days=evidence_days or policy.default_evidence_days,
             renews=renews,
         )
@@ -121,7 +123,7 @@ def emergency_cmd(
             purpose=purpose,
             reason=reason,
             valid_until=parse_time(valid_until, "--valid-until"),
-            cameras=_scope(cameras),
+            cameras=camera_list(cameras),
             deadline_h=policy.emergency_deadline_h,
             evidence_days=evidence_days or policy.default_evidence_days,
         )
@@ -160,7 +162,7 @@ def list_cmd(
 
     rows = list_authorisations(state.store(), status)
     if as_json:
-        print(json.dumps([jsonable(r) for r in rows], default=str))
+        print_json_rows(rows)
         return
     table = Table(
         "id",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -103,6 +104,16 @@ def parse_time(value: str | None, option: str) -> datetime | None:
 def jsonable(row) -> dict:
     """A query row (a dataclass) as a dict for tables and JSON."""
     return asdict(row)
+
+
+def print_json_rows(rows) -> None:
+    """Rows (dataclasses) as one JSON array on standard output (``--json``)."""
+    print(json.dumps([jsonable(r) for r in rows], default=str))
+
+
+def camera_list(text: str | None) -> list[str] | None:
+    """``--cameras gate-1,gate-2`` as names; None (every camera) when not given."""
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
 
 def short_time(value) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from safecity.commands.common import jsonable, out, short_time, state
+from safecity.commands.common import out, print_json_rows, short_time, state
 
 app = typer.Typer(help="Legal holds on confirmed matches.", no_args_is_help=True)
 
@@ -55,7 +54,7 @@ def list_cmd(
 
     rows = list_holds(state.store(), include_released=include_released)
     if as_json:
-        print(json.dumps([jsonable(r) for r in rows], default=str))
+        print_json_rows(rows)
         return
     table = Table("hold", "event", "case", "placed by", "placed at", "released by", "released at")
     for r in rows:

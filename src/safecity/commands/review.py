@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from safecity.commands.common import jsonable, out, short_time, state
+from safecity.commands.common import out, print_json_rows, short_time, state
 
 app = typer.Typer(help="Four-eyes review of candidate matches.", no_args_is_help=True)
 
@@ -33,7 +32,7 @@ def queue_cmd(
     )
     required = state.config().review.required_confirmations
     if as_json:
-        print(json.dumps([jsonable(r) for r in rows], default=str))
+        print_json_rows(rows)
         return
     table = Table(
         "event", "camera", "time", "person", "watchlist", "score", "confirmed", "evidence"
