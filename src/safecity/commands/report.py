@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -26,19 +24,12 @@ def _emit(text: str, destination: Path | None) -> None:
         out.file.write(text)
         out.file.flush()
         return
+    from safecity.store.media import write_atomically
+
     destination = destination.expanduser()
-    if destination.is_symlink() or (destination.exists() and not destination.is_file()):
-        raise ConfigError(f"{destination} exists and is not a regular file; give another path")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".report-", dir=destination.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temporary, destination)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(destination, text)
     except OSError as error:
         raise ConfigError(f"cannot write {destination}: {error.strerror or error}") from None
     err.print(f"wrote {destination}")

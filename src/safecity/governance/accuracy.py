@@ -19,8 +19,6 @@ the evaluation itself, which has the scores: it may add them under
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +30,7 @@ import numpy as np
 from safecity.config import data_home
 from safecity.errors import SafecityError
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.store.media import write_atomically
 
 FILE = Path("evaluations") / "lfw.json"
 
@@ -86,16 +85,7 @@ def save_evaluation(
         ) from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".lfw-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, text + "\n")
     except OSError as error:
         raise EvaluationError(
             f"cannot save the evaluation to {path}: {error.strerror or error}"

@@ -45,8 +45,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -66,7 +64,7 @@ from safecity.governance.holds import HoldInfo
 from safecity.identity.enrol import Embedder, FaceFinder, check_photo
 from safecity.identity.watchlists import load_templates
 from safecity.store.db import Store, StoreError
-from safecity.store.media import MediaStore
+from safecity.store.media import MediaStore, write_atomically
 from safecity.store.schema import (
     Authorisation,
     Camera,
@@ -525,22 +523,6 @@ def render_html(
     return html, len(images)
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically, readable only by its owner (it is personal data)."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise OSError(0, "it exists and is not a regular file")
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def export_findings(
     store: Store,
     findings: SubjectFindings,
@@ -589,7 +571,7 @@ def export_findings(
                 },
             )
             try:
-                _write_private(path, text)
+                write_atomically(path, text)  # owner-only: it is personal data
             except OSError as error:
                 raise SubjectError(
                     f"cannot write {path}: {error.strerror or error}; nothing was exported"

@@ -10,6 +10,7 @@ Layout under the media folder: ``<camera>/<YYYY-MM-DD>/<event-uuid>.jpg`` (UTC d
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -70,6 +71,29 @@ def pixelate(image: np.ndarray, boxes: np.ndarray, block: int | None = None) -> 
     return out
 
 
+def write_atomically(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a temp file beside it, fsync, rename.
+
+    The file is readable by its owner only (``mkstemp``'s mode). A path that
+    exists and is not a regular file (a device, a folder, a symlink) is refused
+    with ``OSError`` rather than replaced. A reader never sees a partial file,
+    and a failure leaves no temp file behind.
+    """
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OSError(errno.EEXIST, "it exists and is not a regular file")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 def safe_name(name: str) -> str:
     """A single path component made from ``name`` (no separators, never ``.``/``..``)."""
     cleaned = _UNSAFE.sub("_", name)
@@ -118,16 +142,7 @@ class MediaStore:
         relative = f"{safe_name(camera)}/{day}/{safe_name(name)}.jpg"
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(encoded.tobytes())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, encoded.tobytes())
         return relative
 
     def remove(self, relative: str) -> None:
