@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from safecity.errors import SafecityError
@@ -84,14 +84,20 @@ def _enrollers(session: Session, person: Person) -> set[str]:
     return {person.enrolled_by, *added} - {""}
 
 
+def _confirmations_of(session: Session, event_ids: list[int]) -> dict[int, list[str]]:
+    """Who confirmed each of these events, in order (one query for a whole page)."""
+    found: dict[int, list[str]] = {}
+    for event_id, reviewer in session.execute(
+        select(Review.event_id, Review.reviewer)
+        .where(Review.event_id.in_(event_ids), Review.decision == "confirm")
+        .order_by(Review.created_at, Review.id)
+    ):
+        found.setdefault(event_id, []).append(reviewer)
+    return found
+
+
 def _confirmations(session: Session, event_id: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(Review.reviewer)
-            .where(Review.event_id == event_id, Review.decision == "confirm")
-            .order_by(Review.created_at, Review.id)
-        )
-    )
+    return _confirmations_of(session, [event_id]).get(event_id, [])
 
 
 def review_match(
@@ -195,6 +201,7 @@ def review_queue(store: Store, *, limit: int = 100, offset: int = 0) -> list[Can
     )
     with store.transaction() as session:
         rows = session.execute(query).all()
+        confirmed = _confirmations_of(session, [e.id for e, *_ in rows])
         return [
             Candidate(
                 event_id=e.id,
@@ -208,17 +215,7 @@ def review_queue(store: Store, *, limit: int = 100, offset: int = 0) -> list[Can
                 margin=e.match_margin,
                 snapshot_path=e.snapshot_path,
                 match_snapshot_path=e.match_snapshot_path,
-                confirmed_by=_confirmations(session, e.id),
+                confirmed_by=confirmed.get(e.id, []),
             )
             for e, person_name, enrolled_by, watchlist_name in rows
         ]
-
-
-def count_candidates(store: Store) -> int:
-    with store.transaction() as session:
-        return int(
-            session.scalar(
-                select(func.count(EventRecord.id)).where(EventRecord.match_status == "candidate")
-            )
-            or 0
-        )
