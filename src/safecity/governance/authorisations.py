@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from safecity.errors import AuthorisationError
 from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.governance.evidence import annul_results
 from safecity.store.db import Store
 from safecity.store.schema import Authorisation, AuthorisationCamera, Watchlist
 
@@ -564,8 +565,6 @@ def refuse(
     clock: Clock = SYSTEM_CLOCK,
 ) -> AuthorisationInfo:
     """Refuse a proposal or an emergency request: the use stops and its results are deleted."""
-    from safecity.governance.evidence import annul_results
-
     by = audit.check_actor(by)
     reason = _required({"reason": reason}, "a refusal")["reason"]
     now = clock.now()
