@@ -61,8 +61,10 @@ class StoreSink:
             return []
         # Decide before any file is written: a refused match's snapshots show its
         # face unpixelated, so they are never written at all.
-        with self.store.transaction() as session:
-            refusals = [self._refusal(session, e) if e.match else None for e in events]
+        refusals: list[str | None] = [None] * len(events)
+        if any(e.match for e in events):
+            with self.store.transaction() as session:
+                refusals = [self._refusal(session, e) if e.match else None for e in events]
         written: list[str] = []
         dropped: list[str] = []
         try:
