@@ -198,6 +198,29 @@ class AuditConfig(_Section):
     )
 
 
+class ApiConfig(_Section):
+    """``safecity serve``: the console and REST API."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: every interface)")
+    port: int = Field(8080, ge=1, le=65535)
+    secure_cookies: bool = Field(
+        False, description="mark session cookies Secure (set when served over HTTPS)"
+    )
+    session_idle_minutes: float = Field(
+        60.0, gt=0, description="a console session ends after this long without a request"
+    )
+    session_max_hours: float = Field(12.0, gt=0, description="and at the latest this long after login")
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins for one user name within the window before it locks"
+    )
+    login_ip_max_failures: int = Field(
+        20, ge=1, description="failed logins from one address within the window before it locks"
+    )
+    login_window_minutes: float = Field(15.0, gt=0)
+    max_upload_mb: float = Field(10.0, gt=0, le=100, description="largest photo accepted")
+    live_fps: float = Field(4.0, gt=0, le=25, description="frame rate of the live view")
+
+
 class SafecityConfig(_Section):
     cameras: list[CameraConfig] = Field(default_factory=list)
     motion: MotionConfig = Field(default_factory=MotionConfig)
@@ -212,6 +235,7 @@ class SafecityConfig(_Section):
     authorisations: AuthorisationPolicy = Field(default_factory=AuthorisationPolicy)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @field_validator("cameras")
     @classmethod

@@ -27,6 +27,12 @@ TABLES = {
     "identification_uses",
     "audit_log",
     "audit_purges",
+    "users",
+    "user_cameras",
+    "login_sessions",
+    "api_tokens",
+    "login_failures",
+    "camera_status",
 }
 
 
@@ -37,7 +43,7 @@ def test_migrations_create_the_schema_on_an_empty_database(store: Store) -> None
     assert {("camera", "started_at"), ("label",), ("started_at",)} <= event_indexes
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
-            "0002"
+            "0003"
         )
 
 

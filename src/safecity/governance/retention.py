@@ -10,7 +10,8 @@ time at the start of the run; event ages count from ``events.started_at``):
 - **Templates**: the templates (face vectors) of watchlists whose authorisation
   ended (:meth:`AuthorisationInfo.ended_at`) more than
   ``authorisations.template_grace_days`` ago are deleted and
-  ``templates_deleted_at`` is set. The persons (names) stay, so kept evidence
+  ``templates_deleted_at`` is set, and so are their enrolled face photos
+  (after the commit). The persons (names) stay, so kept evidence
   still says who matched. A renewal moves the watchlists to the new
   authorisation, so renewed templates are not touched.
 - **Candidate matches nobody reviewed**: once the snapshot period
@@ -34,13 +35,16 @@ time at the start of the run; event ages count from ``events.started_at``):
 - **Legal holds**: an event with an active hold (:mod:`safecity.governance.holds`)
   is skipped by every rule above: neither its row nor its files are deleted.
 - **Orphan files**: files in the media layout's day folders
-  (``<camera>/<YYYY-MM-DD>/``) that no event row refers to and older than
+  (``<camera>/<YYYY-MM-DD>/``) that no event row refers to, and enrolled face
+  photos (``enrolled/<person id>/``, :mod:`safecity.identity.photos`) that no
+  template refers to (its template was deleted), older than
   ``retention.orphan_grace_s`` (a sink crash between file and row; a temp file
   ``.*.tmp`` of an interrupted write) are deleted; younger ones may still be
   getting their row. File ages are read on the machine's clock, as the file
-  system writes them. Nothing outside day folders is ever touched, so a media
+  system writes them. Nothing outside those folders is ever touched, so a media
   folder shared with other files is safe.
-- **Empty day folders** older than the grace are removed.
+- **Empty day folders** (and empty enrolled-photo folders) older than the grace
+  are removed.
 - **Audit trail**: records older than ``retention.audit_days`` are purged
   (:func:`safecity.governance.audit.purge_before`; ``None`` keeps them).
 
@@ -81,6 +85,7 @@ from safecity.governance.evidence import (
     expire_match,
 )
 from safecity.governance.holds import active_hold_exists, held_event_ids
+from safecity.identity.photos import photo_folders, photo_paths
 from safecity.store.db import Store
 from safecity.store.schema import (
     Authorisation,
@@ -114,9 +119,9 @@ class RetentionReport:
     templates: int = 0  # templates (face vectors) deleted
     persons: int = 0  # enrolled names deleted with their templates (no match refers to them)
     erasures: int = 0  # matches erased on request once their legal hold was released
-    files: int = 0  # media files deleted, orphans included
+    files: int = 0  # media files deleted (enrolled face photos and orphans included)
     orphans: int = 0  # of which files no row referred to
-    folders: int = 0  # empty day folders removed
+    folders: int = 0  # empty day (and enrolled-photo) folders removed
     file_errors: int = 0  # files that could not be deleted (retried as orphans)
     audit_records: int = 0  # audit records purged
 
@@ -427,6 +432,7 @@ def _delete_templates(store: Store, now: datetime, grace: timedelta, tally: _Tal
             due.append(info.id)
     if not due:
         return
+    photos: list[str] = []
     with store.transaction(write=True) as session:
         for auth_id in due:
             persons = (
@@ -434,6 +440,7 @@ def _delete_templates(store: Store, now: datetime, grace: timedelta, tally: _Tal
                 .join(Watchlist, Person.watchlist_id == Watchlist.id)
                 .where(Watchlist.authorisation_id == auth_id)
             )
+            photos += photo_paths(session, Template.person_id.in_(persons))
             result = session.execute(
                 delete(Template).where(Template.person_id.in_(persons)),
                 execution_options={"synchronize_session": False},
@@ -443,6 +450,7 @@ def _delete_templates(store: Store, now: datetime, grace: timedelta, tally: _Tal
             if row is not None and row.templates_deleted_at is None:
                 row.templates_deleted_at = now
                 tally.add("template_authorisations")
+    _remove_files(store, photos, tally)  # the photos go with their templates
 
 
 def _delete_unneeded_persons(store: Store, tally: _Tally) -> None:
@@ -454,19 +462,23 @@ def _delete_unneeded_persons(store: Store, tally: _Tally) -> None:
         .join(Authorisation, Watchlist.authorisation_id == Authorisation.id)
         .where(Authorisation.templates_deleted_at.is_not(None))
     )
+    unneeded = [
+        or_(
+            Person.removed_at.is_not(None),
+            Person.erasure_ref.is_not(None),
+            Person.watchlist_id.in_(expired),
+        ),
+        Person.id.not_in(referenced),
+    ]
     with store.transaction(write=True) as session:
+        # Their templates are normally gone already; any left go by cascade, photos after.
+        photos = photo_paths(session, Template.person_id.in_(select(Person.id).where(*unneeded)))
         gone = session.execute(
-            delete(Person).where(
-                or_(
-                    Person.removed_at.is_not(None),
-                    Person.erasure_ref.is_not(None),
-                    Person.watchlist_id.in_(expired),
-                ),
-                Person.id.not_in(referenced),
-            ),
+            delete(Person).where(*unneeded),
             execution_options={"synchronize_session": False},
         )
         tally.add("persons", int(gone.rowcount or 0))  # type: ignore[attr-defined]
+    _remove_files(store, photos, tally)
 
 
 # -- media ----------------------------------------------------------------------------
@@ -509,10 +521,10 @@ def _day_folders(root: Path) -> list[Path]:
 
 
 def _sweep_media(store: Store, grace_s: float, tally: _Tally) -> None:
-    """Delete old files no row refers to, then empty day folders."""
+    """Delete old files no row refers to, then empty day (and enrolled-photo) folders."""
     root = store.media.root
     try:
-        folders = _day_folders(root)
+        folders = _day_folders(root) + photo_folders(root)
     except OSError as error:
         log.warning("retention cannot read the media folder %s: %s", root, error)
         tally.add("file_errors")
@@ -540,11 +552,12 @@ def _sweep_media(store: Store, grace_s: float, tally: _Tally) -> None:
 
 
 def _referenced(store: Store, files: list[str], chunk: int = 500) -> set[str]:
-    """Which of ``files`` (relative paths) some event row refers to."""
+    """Which of ``files`` (relative paths) some event or template row refers to."""
     found: set[str] = set()
+    columns = (EventRecord.snapshot_path, EventRecord.match_snapshot_path, Template.photo_path)
     with store.transaction() as session:
         for start in range(0, len(files), chunk):
             part = files[start : start + chunk]
-            for column in (EventRecord.snapshot_path, EventRecord.match_snapshot_path):
+            for column in columns:
                 found.update(session.scalars(select(column).where(column.in_(part))))
     return found

@@ -2,9 +2,10 @@
 
 A person (or someone acting for them) asks what the system holds about them.
 By design only two things can exist: an entry on a watchlist (a person row
-with face templates) and the evidence of matches against that entry (event
-rows, reviews, legal holds and snapshot files). Faces that match nothing are
-never stored (DESIGN.md invariant 2), so there is nothing else to look for.
+with face templates, each with its enrolled face photo) and the evidence of
+matches against that entry (event rows, reviews, legal holds and snapshot
+files). Faces that match nothing are never stored (DESIGN.md invariant 2),
+so there is nothing else to look for.
 
 The search starts from a photo of the person, checked like an enrolment photo
 (exactly one clear face, else a refusal that says why). Its face is embedded
@@ -62,6 +63,7 @@ from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.governance.evidence import annul_match
 from safecity.governance.holds import HoldInfo
 from safecity.identity.enrol import Embedder, FaceFinder, check_photo
+from safecity.identity.photos import photo_paths, remove_photos
 from safecity.identity.watchlists import load_templates
 from safecity.store.db import Store, StoreError
 from safecity.store.media import MediaStore, write_atomically
@@ -219,6 +221,7 @@ class ErasureResult:
     files_removed: int
     files_left: tuple[str, ...]  # could not be removed now; the retention sweep removes them
     withheld: tuple[Withheld, ...] = field(default_factory=tuple)
+    photos_removed: int = 0  # enrolled face photos deleted with the templates
 
 
 # -- find -----------------------------------------------------------------------------
@@ -602,8 +605,8 @@ def erase_subject(
     Works from the entries' ids as they stand *now*: a match stored since the
     search is erased too. Evidence under an active legal hold is kept and
     reported as withheld, and so is the entry it refers to (its templates are
-    deleted all the same, so it matches no more). Snapshot files are removed
-    after the commit.
+    deleted all the same, so it matches no more). Snapshot files and the
+    templates' enrolled face photos are removed after the commit.
     """
     by = audit.check_actor(by)
     now = clock.now()
@@ -618,6 +621,7 @@ def erase_subject(
             f"{findings.request_ref}; nothing was erased"
         )
     files: list[str] = []
+    photos: list[str] = []
     withheld: list[Withheld] = []
     erased = templates = deleted = 0
     kept: set[int] = set()
@@ -653,6 +657,7 @@ def erase_subject(
                     erased += 1
             session.flush()
             present = set(session.scalars(select(Person.id).where(Person.id.in_(ids))))
+            photos = photo_paths(session, Template.person_id.in_(ids))
             templates = session.execute(
                 delete(Template).where(Template.person_id.in_(ids))
             ).rowcount
@@ -676,6 +681,7 @@ def erase_subject(
                 "templates_deleted": templates,
                 "events_erased": erased,
                 "files_to_remove": len(files),
+                "enrolled_photos_to_remove": len(photos),
                 "withheld": [
                     {"event": w.event_uuid, "case_refs": list(w.case_refs)} for w in withheld
                 ],
@@ -689,6 +695,8 @@ def erase_subject(
         except (OSError, ValueError) as error:
             log.warning("could not remove %s after erasure: %s", relative, error)
             left.append(relative)
+    photos_removed, photos_left = remove_photos(store, photos)
+    left += photos_left
     return ErasureResult(
         request_ref=findings.request_ref,
         persons_deleted=deleted,
@@ -698,4 +706,5 @@ def erase_subject(
         files_removed=removed,
         files_left=tuple(left),
         withheld=tuple(withheld),
+        photos_removed=photos_removed,
     )

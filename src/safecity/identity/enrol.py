@@ -2,9 +2,13 @@
 
 Every photo is checked first (readable image, exactly one face, large and clear
 enough); if any photo is refused, nothing is stored: no person row, no
-template. Only then are the faces embedded and written, in one transaction.
-The photos themselves are not kept, only their sha256 (to know what was
-enrolled, and to skip a photo enrolled twice).
+template, no file. Only then are the faces embedded and written, in one
+transaction. The photos themselves are not kept: only their sha256 (to know
+what was enrolled, and to skip a photo enrolled twice) and, per template, a
+small JPEG of the enrolled face for reviewers to see beside a probe
+(:mod:`safecity.identity.photos`; ``Template.photo_path``). Those files are
+written inside the transaction and removed again if it fails, and they go
+with their template.
 
 >>> result = enroll(store, "missing-persons", "Jane Doe", [Path("jane.jpg")],  # doctest: +SKIP
 ...                 detector=FaceDetector(FacesConfig()), embedder=make_embedder())
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -27,8 +32,9 @@ from sqlalchemy import select
 from safecity.errors import AuthorisationError, EnrolmentError
 from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
-from safecity.identity.watchlists import get_watchlist
-from safecity.store.db import Store
+from safecity.identity.photos import encode_photo, photo_relative, remove_photos, write_photo
+from safecity.identity.watchlists import WatchlistInfo, get_watchlist
+from safecity.store.db import Store, StoreError
 from safecity.store.schema import EventRecord, Person, Template
 from safecity.vision.types import Face
 
@@ -69,6 +75,7 @@ class EnrolResult:
     template_ids: tuple[int, ...]
     skipped: int  # photos already enrolled for this person with this embedder
     created_person: bool  # False when the person was already on the watchlist
+    photo_paths: tuple[str, ...] = ()  # per new template, its face photo (media-relative)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,9 @@ def enroll(
     A person already on the watchlist gets the new templates added. ``by`` is
     recorded as the enroller (who may then not review this person's matches)
     and the enrolment is audited with the photos' sha256, never the photos.
+    Each new template gets a face photo under the media folder
+    (:mod:`safecity.identity.photos`); if the transaction fails they are removed.
+    :class:`~safecity.store.StoreError` when the database or the media folder fails.
     """
     by = audit.check_actor(by)
     person = (person or "").strip()
@@ -199,7 +209,41 @@ def enroll(
 
     unique = list({p.sha256: p for p in photos}.values())  # the same file given twice
     vectors = [(photo.sha256, _vector(embedder, photo)) for photo in unique]
+    faces: dict[str, bytes] = {}
+    for photo in unique:
+        try:
+            faces[photo.sha256] = encode_photo(
+                photo.image, photo.face.box, quality=store.media.jpeg_quality
+            )
+        except ValueError as error:
+            raise EnrolmentError(
+                f"cannot keep the face of {photo.path} ({error}); nothing was enrolled"
+            ) from None
 
+    written: list[str] = []
+    try:
+        result = _store_enrolment(
+            store, info, person, by, embedder, vectors, faces, len(images), now, written
+        )
+    except BaseException:
+        remove_photos(store, written)  # the rows were rolled back: so go the files
+        raise
+    return result
+
+
+def _store_enrolment(
+    store: Store,
+    info: WatchlistInfo,
+    person: str,
+    by: str,
+    embedder: Embedder,
+    vectors: list[tuple[str, bytes]],
+    faces: dict[str, bytes],
+    given: int,
+    now: datetime,
+    written: list[str],
+) -> EnrolResult:
+    """The enrolment's one transaction; appends each photo file it writes to ``written``."""
     with store.transaction(write=True) as session:
         row = session.scalar(
             select(Person).where(Person.watchlist_id == info.id, Person.name == person)
@@ -234,6 +278,19 @@ def enroll(
         ]
         session.add_all(templates)
         session.flush()
+        for template in templates:
+            relative = photo_relative(row.id, template.id, template.source_sha256)
+            written.append(relative)
+            try:
+                write_photo(store, relative, faces[template.source_sha256])
+            except (OSError, ValueError) as error:
+                reason = getattr(error, "strerror", None) or error
+                raise StoreError(
+                    f"cannot write the enrolled photo {relative} under the media folder "
+                    f"{store.media_dir}: {reason}; nothing was enrolled"
+                ) from None
+            template.photo_path = relative
+        session.flush()
         result = EnrolResult(
             person_id=row.id,
             person_name=person,
@@ -242,8 +299,9 @@ def enroll(
             embedder=embedder.name,
             templates=len(templates),
             template_ids=tuple(t.id for t in templates),
-            skipped=len(images) - len(templates),
+            skipped=given - len(templates),
             created_person=created,
+            photo_paths=tuple(t.photo_path for t in templates if t.photo_path),
         )
         audit.append(
             session,
@@ -256,6 +314,7 @@ def enroll(
                 "watchlist": info.name,
                 "templates": len(templates),
                 "photos_sha256": [digest for digest, _ in vectors],
+                "face_photos_kept": len(templates),
             },
         )
     return result
@@ -269,7 +328,8 @@ def remove_person(
     Matching stops at once (no template). If match evidence still refers to
     them, the name stays (marked removed) so that evidence keeps saying who
     matched, and a subject request can still find it; retention deletes the
-    name with the last such event. Returns the number of templates deleted.
+    name with the last such event. The templates' face photos are deleted after
+    the commit. Returns the number of templates deleted.
     """
     by = audit.check_actor(by)
     if not (reason or "").strip():
@@ -282,6 +342,7 @@ def remove_person(
         if row is None or row.removed_at is not None:
             raise EnrolmentError(f"'{person}' is not on watchlist '{info.name}'")
         templates = len(row.templates)
+        photos = sorted({t.photo_path for t in row.templates if t.photo_path})
         referenced = session.scalar(
             select(EventRecord.id).where(EventRecord.match_person_id == row.id).limit(1)
         )
@@ -305,4 +366,5 @@ def remove_person(
                 "reason": reason.strip(),
             },
         )
+    remove_photos(store, photos)  # one left behind goes with retention's orphan sweep
     return templates

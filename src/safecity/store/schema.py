@@ -212,6 +212,9 @@ class Template(Base):
     source_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     enrolled_by: Mapped[str] = mapped_column(String(128), default="")  # may not review matches
+    # The enrolled face (a JPEG crop under the media folder) shown to reviewers beside
+    # the probe; it goes with the template (retention sweeps it as an orphan after).
+    photo_path: Mapped[str | None] = mapped_column(Text)
 
     person: Mapped[Person] = relationship(back_populates="templates")
 
@@ -349,6 +352,104 @@ class AuditPurge(Base):
     rows: Mapped[int] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(128))
     purged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """Someone who signs in to the console or API (see :mod:`safecity.access`).
+
+    ``password_hash`` is an argon2id hash. ``all_cameras`` or the rows of
+    ``user_cameras`` say which cameras the user may see; an admin sees all.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    all_cameras: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    cameras: Mapped[list[UserCamera]] = relationship(cascade="all, delete-orphan")
+
+
+class UserCamera(Base):
+    """One camera granted to a user (by name, like events)."""
+
+    __tablename__ = "user_cameras"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    camera: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class LoginSession(Base):
+    """A console session: the cookie holds a random token, the table its SHA-256.
+
+    ``csrf_token`` must come back in the ``X-CSRF-Token`` header of every
+    state-changing request made with the cookie.
+    """
+
+    __tablename__ = "login_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ApiToken(Base):
+    """A machine's API token: ``sc_<id>_<secret>``; only the secret's SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginFailure(Base):
+    """A failed sign-in, kept for rate limiting (each is also in the audit trail)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index(None, "username", "at"), Index(None, "ip", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(128))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CameraStatus(Base):
+    """The last health figures a running pipeline reported for one camera."""
+
+    __tablename__ = "camera_status"
+
+    camera: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    frames_in: Mapped[int] = mapped_column(Integer, default=0)
+    frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    reconnects: Mapped[int] = mapped_column(Integer, default=0)
+    detector_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    lag_s: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    host: Mapped[str] = mapped_column(String(256), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def binary_columns() -> list[tuple[str, str]]:

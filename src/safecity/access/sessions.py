@@ -1,0 +1,343 @@
+"""Signing in: console sessions (cookie + CSRF token), API tokens, failed-login limits.
+
+A session cookie and an API token are random secrets; the database keeps only
+their SHA-256, so a copy of the database signs nobody in. Failed logins are
+counted per user name and per address within a window; past the limit, logins
+are refused (HTTP 429) until the window has passed. Every login, logout,
+failed login, lock and token change is in the audit trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from safecity.access.roles import Principal
+from safecity.access.users import UserError, _find, password_matches, user_by_id
+from safecity.config import ApiConfig
+from safecity.errors import SafecityError
+from safecity.governance import audit
+from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.store.db import Store
+from safecity.store.schema import ApiToken, LoginFailure, LoginSession, User
+
+TOKEN_PREFIX = "sc_"
+_TOUCH_EVERY = timedelta(seconds=60)  # last-seen times are written at most this often
+_BAD_LOGIN = "wrong user name or password"
+
+
+class LoginError(SafecityError):
+    """A login refused; ``retry_after_s`` is set when refused for too many failures."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A new console session: the cookie value and the CSRF token (neither is stored)."""
+
+    token: str
+    csrf_token: str
+    principal: Principal
+    expires_at: datetime
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _failures(session: Session, column, value: str, since: datetime) -> tuple[int, datetime | None]:
+    query = select(func.count(), func.max(LoginFailure.at))
+    count, last = session.execute(query.where(column == value, LoginFailure.at >= since)).one()
+    return int(count or 0), last
+
+
+def login(
+    store: Store,
+    username: str,
+    password: str,
+    *,
+    ip: str,
+    policy: ApiConfig,
+    clock: Clock = SYSTEM_CLOCK,
+) -> SignedIn:
+    """Check the password and open a session, or raise :class:`LoginError`."""
+    now = clock.now()
+    window = timedelta(minutes=policy.login_window_minutes)
+    username = username[:128]
+    with store.transaction(write=True) as session:
+        # Old failures are of no further use: they go as new ones come.
+        session.execute(delete(LoginFailure).where(LoginFailure.at < now - window))
+        by_name, last_name = _failures(session, LoginFailure.username, username, now - window)
+        by_ip, last_ip = _failures(session, LoginFailure.ip, ip, now - window)
+        if by_name >= policy.login_max_failures or by_ip >= policy.login_ip_max_failures:
+            last = max(t for t in (last_name, last_ip) if t is not None)
+            wait = max(1, int((last + window - now).total_seconds()))
+            minutes = -(-wait // 60)
+            raise LoginError(
+                f"too many failed logins for this user name or address; "
+                f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
+                retry_after_s=wait,
+            )
+        user = _find(session, username)
+        ok = password_matches(user.password_hash if user else None, password)
+        reason = (
+            "unknown user"
+            if user is None
+            else "wrong password"
+            if not ok
+            else "account disabled"
+            if user.disabled
+            else ""
+        )
+        if reason:
+            session.add(LoginFailure(username=username, ip=ip, at=now))
+            audit.append(
+                session,
+                at=now,
+                actor=username if user is not None else audit.SYSTEM_ACTOR,
+                action="auth.login_failed",
+                object=username,
+                purpose="access-control",
+                details={"ip": ip, "reason": reason},
+            )
+            locks_now = by_name + 1 == policy.login_max_failures
+            if locks_now or by_ip + 1 == policy.login_ip_max_failures:
+                audit.append(
+                    session,
+                    at=now,
+                    actor=audit.SYSTEM_ACTOR,
+                    action="auth.login_locked",
+                    object=username,
+                    purpose="access-control",
+                    details={
+                        "ip": ip,
+                        "failures_for_user": by_name + 1,
+                        "failures_from_ip": by_ip + 1,
+                        "minutes": policy.login_window_minutes,
+                    },
+                )
+    if reason:
+        # Raised after the transaction committed, so the failure stays on record.
+        raise LoginError(_BAD_LOGIN)
+    assert user is not None
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    expires = now + timedelta(hours=policy.session_max_hours)
+    with store.transaction(write=True) as session:
+        session.execute(delete(LoginSession).where(LoginSession.expires_at < now))
+        session.add(
+            LoginSession(
+                token_hash=_digest(token),
+                user_id=user.id,
+                csrf_token=csrf,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=expires,
+                ip=ip[:64],
+            )
+        )
+        audit.append(
+            session,
+            at=now,
+            actor=user.username,
+            action="auth.login",
+            object=user.username,
+            purpose="access-control",
+            details={"ip": ip},
+        )
+        info = user_by_id(session, user.id)
+    assert info is not None
+    return SignedIn(token, csrf, info.principal(), expires)
+
+
+def resolve_session(
+    store: Store, token: str, *, policy: ApiConfig, clock: Clock = SYSTEM_CLOCK
+) -> tuple[Principal, str] | None:
+    """The principal and CSRF token of a live session, or None (unknown, idle, expired)."""
+    if not token or len(token) > 256:
+        return None
+    now = clock.now()
+    digest = _digest(token)
+    with store.transaction() as session:
+        row = session.get(LoginSession, digest)
+        if row is None or row.expires_at <= now:
+            return None
+        if row.last_seen_at + timedelta(minutes=policy.session_idle_minutes) <= now:
+            return None
+        info = user_by_id(session, row.user_id)
+        if info is None or info.disabled:
+            return None
+        csrf, stale = row.csrf_token, now - row.last_seen_at >= _TOUCH_EVERY
+    if stale:
+        with store.transaction(write=True) as session:
+            touched = session.get(LoginSession, digest)
+            if touched is not None:
+                touched.last_seen_at = now
+    return info.principal(), csrf
+
+
+def logout(store: Store, token: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    now = clock.now()
+    with store.transaction(write=True) as session:
+        row = session.get(LoginSession, _digest(token))
+        if row is None:
+            return
+        user = session.get(User, row.user_id)
+        session.delete(row)
+        audit.append(
+            session,
+            at=now,
+            actor=user.username if user else audit.SYSTEM_ACTOR,
+            action="auth.logout",
+            object=user.username if user else "",
+            purpose="access-control",
+        )
+
+
+def end_sessions_of(session: Session, user_id: int) -> None:
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    username: str
+    name: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def create_token(
+    store: Store,
+    username: str,
+    name: str,
+    *,
+    by: str,
+    expires_days: float | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> tuple[str, TokenInfo]:
+    """A new API token for ``username``; the returned text is shown once, never stored."""
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise UserError("a token needs a name of 1-128 characters (what uses it)")
+    now = clock.now()
+    secret = secrets.token_urlsafe(32)
+    expires = now + timedelta(days=expires_days) if expires_days else None
+    with store.transaction(write=True) as session:
+        user = _find(session, username)
+        if user is None:
+            raise UserError(f"no user named {username!r}")
+        row = ApiToken(
+            user_id=user.id,
+            name=name,
+            secret_hash=_digest(secret),
+            created_at=now,
+            created_by=by,
+            expires_at=expires,
+        )
+        session.add(row)
+        session.flush()
+        audit.append(
+            session,
+            at=now,
+            actor=by,
+            action="token.create",
+            object=f"token:{row.id}",
+            purpose="access-control",
+            details={
+                "user": username,
+                "name": name,
+                "expires_at": expires.isoformat() if expires else None,
+            },
+        )
+        return f"{TOKEN_PREFIX}{row.id}_{secret}", _token_info(row, username)
+
+
+def revoke_token(store: Store, token_id: int, *, by: str, clock: Clock = SYSTEM_CLOCK) -> None:
+    now = clock.now()
+    with store.transaction(write=True) as session:
+        row = session.get(ApiToken, token_id)
+        if row is None:
+            raise UserError(f"no API token {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = now
+            audit.append(
+                session,
+                at=now,
+                actor=by,
+                action="token.revoke",
+                object=f"token:{token_id}",
+                purpose="access-control",
+            )
+
+
+def list_tokens(store: Store, username: str | None = None) -> list[TokenInfo]:
+    with store.transaction() as session:
+        query = select(ApiToken, User.username).join(User, User.id == ApiToken.user_id)
+        if username is not None:
+            query = query.where(User.username == username)
+        return [_token_info(t, u) for t, u in session.execute(query.order_by(ApiToken.id))]
+
+
+def _token_info(row: ApiToken, username: str) -> TokenInfo:
+    return TokenInfo(
+        row.id,
+        username,
+        row.name,
+        row.created_at,
+        row.created_by,
+        row.expires_at,
+        row.last_used_at,
+        row.revoked_at,
+    )
+
+
+def resolve_token(store: Store, text: str, *, clock: Clock = SYSTEM_CLOCK) -> Principal | None:
+    """The principal of a valid API token ``sc_<id>_<secret>``, or None."""
+    if not text.startswith(TOKEN_PREFIX) or len(text) > 256:
+        return None
+    ident, _, secret = text[len(TOKEN_PREFIX) :].partition("_")
+    if not ident.isdigit() or not secret:
+        return None
+    now = clock.now()
+    with store.transaction() as session:
+        row = session.get(ApiToken, int(ident))
+        if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
+            return None
+        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            return None
+        info = user_by_id(session, row.user_id)
+        if info is None or info.disabled:
+            return None
+        name, stale = row.name, row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY
+    if stale:
+        with store.transaction(write=True) as session:
+            touched = session.get(ApiToken, int(ident))
+            if touched is not None:
+                touched.last_used_at = now
+    return info.principal(via=f"token {name}")
+
+
+__all__ = [
+    "LoginError",
+    "SignedIn",
+    "TokenInfo",
+    "create_token",
+    "list_tokens",
+    "login",
+    "logout",
+    "resolve_session",
+    "resolve_token",
+    "revoke_token",
+]

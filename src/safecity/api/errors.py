@@ -1,0 +1,53 @@
+"""Errors as JSON an operator can read: ``{"detail": "one sentence"}``, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from safecity.errors import SafecityError
+from safecity.store.db import StoreError
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(SafecityError):
+    """What was asked for does not exist, or is not visible to the user."""
+
+
+class Conflict(SafecityError):
+    """The request clashes with the current state (a name already taken …)."""
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        log.error("database error: %s", exc)
+        return JSONResponse(
+            {"detail": f"the database is unavailable: {exc}"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(SafecityError)
+    async def _refused(_: Request, exc: SafecityError) -> JSONResponse:
+        # Every SafecityError is an explained refusal (bad photo, expired authorisation,
+        # a reviewer reviewing twice …): the request cannot be done as asked.
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "internal error; the server log has the details"}, status_code=500
+        )

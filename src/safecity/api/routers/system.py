@@ -1,0 +1,35 @@
+"""Liveness (no sign-in) and the OpenAPI description (signed in)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from safecity.api.deps import Context, CurrentUser
+from safecity.store.db import StoreError
+
+router = APIRouter(tags=["system"])
+
+
+def _ping(ctx) -> None:
+    with ctx.store.transaction() as session:
+        session.execute(text("SELECT 1"))
+
+
+@router.get("/healthz", include_in_schema=True)
+async def healthz(ctx: Context) -> JSONResponse:
+    """Is the server up and its database reachable? The only route without sign-in."""
+    try:
+        await run_in_threadpool(_ping, ctx)
+    except StoreError as exc:
+        return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/api/v1/openapi.json", include_in_schema=False)
+def openapi(request: Request, user: CurrentUser) -> dict[str, Any]:
+    return request.app.openapi()

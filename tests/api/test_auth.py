@@ -1,0 +1,106 @@
+"""Sign-in, sessions, CSRF, API tokens, roles and the failed-login limit."""
+
+from __future__ import annotations
+
+from api_support import PASSWORD, signed_in
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from safecity.access.sessions import create_token
+from safecity.governance.audit import list_records
+from safecity.store import Store
+
+
+def test_healthz_needs_no_sign_in_and_everything_else_does(
+    app: FastAPI, anonymous: TestClient
+) -> None:
+    assert anonymous.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    for path in ("/api/v1/auth/me", "/api/v1/users", "/api/v1/openapi.json"):
+        response = anonymous.get(path)
+        assert response.status_code == 401, path
+        assert "sign in" in response.json()["detail"]
+
+
+def test_login_sets_an_httponly_strict_cookie_and_is_audited(
+    app: FastAPI, anonymous: TestClient, api_store: Store
+) -> None:
+    response = anonymous.post("/api/v1/auth/login", json={"username": "olga", "password": PASSWORD})
+    assert response.status_code == 200
+    cookie = next(
+        v for k, v in response.headers.multi_items() if k == "set-cookie" and "session" in v
+    )
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert response.json()["role"] == "operator"
+    assert response.json()["cameras"] == ["gate-1"]
+    me = anonymous.get("/api/v1/auth/me").json()
+    assert me["username"] == "olga" and me["csrf_token"] == response.json()["csrf_token"]
+    logins = [r for r in list_records(api_store) if r.action == "auth.login"]
+    assert [r.object for r in logins] == ["olga"]
+    assert logins[0].origin == "api olga@testclient (login)"
+
+
+def test_a_state_change_with_the_cookie_needs_the_csrf_token(app: FastAPI) -> None:
+    client = signed_in(app, "ada")
+    body = {"username": "newbie", "password": "a long password", "role": "viewer"}
+    csrf = client.headers.pop("X-CSRF-Token")
+    refused = client.post("/api/v1/users", json=body)
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    created = client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": csrf})
+    assert created.status_code == 201, created.text
+
+
+def test_wrong_passwords_are_audited_then_rate_limited(
+    app: FastAPI, anonymous: TestClient, api_store: Store
+) -> None:
+    for _ in range(5):
+        bad = anonymous.post("/api/v1/auth/login", json={"username": "vic", "password": "nope"})
+        assert bad.status_code == 401
+        assert bad.json()["detail"] == "wrong user name or password"
+    locked = anonymous.post("/api/v1/auth/login", json={"username": "vic", "password": PASSWORD})
+    assert locked.status_code == 429
+    assert "too many failed logins" in locked.json()["detail"]
+    assert int(locked.headers["retry-after"]) > 0
+    actions = [r.action for r in list_records(api_store)]
+    assert actions.count("auth.login_failed") == 5
+    assert actions.count("auth.login_locked") == 1
+    failed = next(r for r in list_records(api_store) if r.action == "auth.login_failed")
+    assert failed.details == {"ip": "testclient", "reason": "wrong password"}
+    assert "nope" not in str([r.details for r in list_records(api_store)])
+
+
+def test_api_tokens_authenticate_machines_and_can_be_revoked(
+    app: FastAPI, anonymous: TestClient, api_store: Store
+) -> None:
+    text, info = create_token(api_store, "aude", "siem export", by="ada")
+    headers = {"Authorization": f"Bearer {text}"}
+    me = anonymous.get("/api/v1/auth/me", headers=headers)
+    assert me.status_code == 200 and me.json()["via"] == "token siem export"
+    # A token needs no CSRF header: it is not sent by browsers on their own.
+    admin = signed_in(app, "ada")
+    assert admin.delete(f"/api/v1/tokens/{info.id}").status_code == 204
+    assert anonymous.get("/api/v1/auth/me", headers=headers).status_code == 401
+    forged = text[:-4] + "AAAA"
+    assert (
+        anonymous.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code
+        == 401
+    )
+
+
+def test_only_admins_manage_users(app: FastAPI) -> None:
+    viewer = signed_in(app, "vic")
+    response = viewer.get("/api/v1/users")
+    assert response.status_code == 403
+    assert response.json()["detail"] == "your role (viewer) may not manage users and tokens"
+    admin = signed_in(app, "ada")
+    first = admin.get("/api/v1/users", params={"limit": 4}).json()
+    assert [u["username"] for u in first["items"]] == ["ada", "aude", "olga", "remy"]
+    rest = admin.get("/api/v1/users", params={"limit": 4, "cursor": first["next_cursor"]}).json()
+    assert [u["username"] for u in rest["items"]] == ["rita", "vic"]
+    assert rest["next_cursor"] is None
+
+
+def test_logout_ends_the_session(app: FastAPI, api_store: Store) -> None:
+    client = signed_in(app, "rita")
+    assert client.post("/api/v1/auth/logout").status_code == 204
+    assert client.get("/api/v1/auth/me").status_code == 401
+    assert "auth.logout" in [r.action for r in list_records(api_store)]
