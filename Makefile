@@ -6,10 +6,13 @@ PYTHON ?= $(shell command -v python3.11 || echo python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup system-deps models lint bench clean
+.PHONY: demo test setup system-deps test-deps models lint bench clean
 
 system-deps:
 	@sh scripts/system-deps.sh
+
+test-deps:
+	@sh scripts/system-deps.sh --tests
 
 $(BIN)/safecity: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -27,7 +30,7 @@ models: setup
 demo: models
 	$(BIN)/safecity demo
 
-test: models
+test: models test-deps
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -1,12 +1,17 @@
 #!/bin/sh
 # Debian packages safecity needs outside Python: venv support, npm (models come
-# from npm packages), apt-get/dpkg-deb (the sample video comes from a .deb).
+# from npm packages), apt-get/dpkg-deb (the sample video comes from a .deb) and,
+# with --tests, Chromium and its driver (the console's browser tests).
 # Installs what is missing when run as root; otherwise says what to install.
 set -e
 missing=""
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$missing python3-venv"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
+if [ "$1" = "--tests" ]; then
+    [ -x /usr/bin/chromium ] || missing="$missing chromium"
+    [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "safecity needs these Debian packages:$missing" >&2

@@ -26,6 +26,7 @@ from safecity.commands import report as report_commands
 from safecity.commands import retention as retention_commands
 from safecity.commands import review as review_commands
 from safecity.commands import subject as subject_commands
+from safecity.commands import user as user_commands
 from safecity.commands.common import (
     camera_list,
     err,
@@ -36,6 +37,7 @@ from safecity.commands.common import (
     short_time,
     state,
 )
+from safecity.commands.serve import serve_cmd
 from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import ConfigError, SafecityError
 
@@ -62,6 +64,8 @@ app.add_typer(subject_commands.app, name="subject")
 app.add_typer(retention_commands.app, name="retention")
 app.add_typer(hold_commands.app, name="hold")
 app.add_typer(report_commands.app, name="report")
+app.add_typer(user_commands.app, name="user")
+app.command("serve")(serve_cmd)
 
 
 @app.callback()
@@ -335,7 +339,7 @@ def analyze_cmd(
 def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path | None, start):
     from safecity.governance.audit import record
     from safecity.pipeline import Stages
-    from safecity.runtime.local import analyze_one
+    from safecity.runtime.local import CameraStats, HealthReporter, analyze_one
     from safecity.store.queries import list_events
     from safecity.store.sink import StoreSink
 
@@ -347,6 +351,9 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
     stages = Stages.load(config)
     stop = _stop_on_signals()
     gallery = _audited_gallery(store, config)
+    stats = CameraStats(name, state="running")
+    # The final figures go to the console's health page (once; errors only logged).
+    health = HealthReporter(store, [stats])
     try:
         report = analyze_one(
             cam,
@@ -356,10 +363,19 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
             matcher_for=gallery.matcher_for,
             annotated_video=annotated,
             start_time=start,
+            on_frame=stats.record,
             stop=stop,
         )
+    except SafecityError as exc:
+        stats.state, stats.last_error = "failed", str(exc)
+        health.report()
+        raise
     finally:
         gallery.close()
+    stats.state = "finished"
+    stats.frames_in, stats.frames_analysed = report.frames_in, report.frames_analysed
+    stats.events = len(report.event_ids)
+    health.report()
     # The operator supplies the camera name and the first frame's time, and they
     # decide which authorisations apply: both go on record.
     record(
@@ -423,10 +439,7 @@ def _print_report(report) -> None:
 @app.command("run")
 def run_cmd() -> None:
     """Run every camera of the config (--config) until stopped (Ctrl-C)."""
-    from safecity.governance.scheduler import RetentionScheduler
-    from safecity.pipeline import Stages
-    from safecity.runtime.local import CameraFleet
-    from safecity.store.sink import StoreSink
+    from safecity.runtime.service import CameraService
 
     if state.config_path is None:
         raise ConfigError("safecity run needs --config FILE listing the cameras")
@@ -434,25 +447,13 @@ def run_cmd() -> None:
     if not any(c.enabled for c in config.cameras):
         raise ConfigError(f"{state.config_path} lists no enabled camera")
     store = state.store()
-    stop = _stop_on_signals()
-    gallery = _audited_gallery(store, config)
-    scheduler = RetentionScheduler(store, config, state.signer(), stop_event=stop)
-    fleet = CameraFleet(
-        config,
-        Stages.load(config),
-        write=StoreSink(store).write_many,
-        matcher_for=gallery.matcher_for,
-        stop=stop,
-    )
-    fleet.start()
-    scheduler.start()
-    while fleet.running and not stop.is_set():
-        fleet.join(timeout=1.0)
-    stop.set()
-    fleet.join(timeout=10.0)
-    gallery.close()
-    scheduler.stop()
-    scheduler.join(timeout=30)
+    # Cameras, health reports for the console, retention and head signing.
+    service = CameraService(store, config, state.signer(), stop=_stop_on_signals())
+    service.start()
+    try:
+        service.wait()
+    finally:
+        service.stop()
     table = Table(
         "camera",
         "state",
@@ -463,7 +464,7 @@ def run_cmd() -> None:
         "detector ms",
         "last error",
     )
-    for s in fleet.stats.values():
+    for s in service.stats:
         table.add_row(
             s.camera,
             s.state,
@@ -475,7 +476,7 @@ def run_cmd() -> None:
             s.last_error,
         )
     out.print(table)
-    failed = [s.camera for s in fleet.stats.values() if s.state == "failed"]
+    failed = service.failed_cameras()
     if failed:
         err.print(f"error: camera(s) failed: {', '.join(failed)} (see the table)", markup=False)
         raise typer.Exit(2)
@@ -610,6 +611,34 @@ def bench_retention_cmd(
         f"{result['deleted']} of {result['events']} expired events deleted on "
         f"{result['backend']} in {result['seconds']:.1f} s ({result['events_per_s']:.0f}/s)"
     )
+
+
+@bench_app.command("api")
+def bench_api_cmd(
+    events: Annotated[int, typer.Option(min=1, help="events in the scratch store")] = 100_000,
+    clients: Annotated[int, typer.Option(min=1, help="concurrent clients")] = 50,
+    requests: Annotated[int, typer.Option(min=1, help="rounds per client")] = 20,
+    pages: Annotated[int, typer.Option(min=1, help="pages followed per round")] = 3,
+    url: Annotated[
+        str | None, typer.Option(help="an EMPTY database to use (default: scratch SQLite)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Latency of the events list: a real server, many concurrent clients, many events."""
+    from safecity.api.bench import bench_api
+
+    r = bench_api(url, events, clients, requests, pages)
+    if as_json:
+        print(json.dumps(r))
+        return
+    out.print(
+        f"events list, {r['clients']} clients over {r['events']:,} events ({r['backend']}): "
+        f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "
+        f"{r['requests_per_s']:.0f} req/s over {r['requests']} requests"
+        + (f"; {r['errors']} errors (first: {r['first_error']})" if r["errors"] else "")
+    )
+    if r["errors"]:
+        raise typer.Exit(1)
 
 
 @bench_app.command("components")

@@ -209,7 +209,9 @@ class ApiConfig(_Section):
     session_idle_minutes: float = Field(
         60.0, gt=0, description="a console session ends after this long without a request"
     )
-    session_max_hours: float = Field(12.0, gt=0, description="and at the latest this long after login")
+    session_max_hours: float = Field(
+        12.0, gt=0, description="and at the latest this long after login"
+    )
     login_max_failures: int = Field(
         5, ge=1, description="failed logins for one user name within the window before it locks"
     )

@@ -104,3 +104,19 @@ def test_logout_ends_the_session(app: FastAPI, api_store: Store) -> None:
     assert client.post("/api/v1/auth/logout").status_code == 204
     assert client.get("/api/v1/auth/me").status_code == 401
     assert "auth.logout" in [r.action for r in list_records(api_store)]
+
+
+def test_a_malformed_request_gets_one_sentence(app: FastAPI) -> None:
+    admin = signed_in(app, "ada")
+    response = admin.get("/api/v1/users", params={"limit": 0})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "invalid request: limit: Input should be greater than or equal to 1"
+    )
+    bad = admin.post("/api/v1/users", json={"username": "x"})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("invalid request: password")
+    huge = admin.get("/api/v1/audit", params={"cursor": "9" * 30})
+    assert huge.status_code == 400 and "cursor is not valid" in huge.json()["detail"]
+    schema = admin.get("/api/v1/openapi.json").json()
+    error = schema["components"]["schemas"]["HTTPValidationError"]
+    assert error["properties"]["detail"]["type"] == "string"

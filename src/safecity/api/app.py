@@ -23,6 +23,7 @@ from safecity.api.routers import (
     users,
     watchlists,
 )
+from safecity.api.routers.watchlists import MAX_PHOTOS
 
 API_PREFIX = "/api/v1"
 _SECURITY_HEADERS = {
@@ -53,17 +54,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    limit = int(ctx.config.api.max_upload_mb * 1024 * 1024)
+    megabyte = 1024 * 1024
+    # Enrolment takes up to MAX_PHOTOS photos of max_upload_mb each (checked one by one
+    # there); every other request is small JSON. Bigger bodies are refused unread.
+    upload_limit = int(MAX_PHOTOS * ctx.config.api.max_upload_mb * megabyte) + 64 * 1024
+    json_limit = megabyte
 
     @app.middleware("http")
     async def _guard(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length", "")
-        # A photo plus the form's framing; bigger bodies are refused before they are read.
-        if length.isdigit() and int(length) > limit + 64 * 1024:
+        limit = upload_limit if request.url.path.endswith("/persons") else json_limit
+        if length.isdigit() and int(length) > limit:
             return JSONResponse(
                 {
-                    "detail": f"the request is too large ({int(length) / 1048576:.1f} MB); "
-                    f"the limit is {ctx.config.api.max_upload_mb:g} MB"
+                    "detail": f"the request is too large ({int(length) / megabyte:.1f} MB); "
+                    f"the limit is {limit / megabyte:.1f} MB"
                 },
                 status_code=413,
             )
@@ -74,6 +79,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    _one_sentence_validation_errors(app)
     app.include_router(system.router)
     for module in (auth, users, cameras, events, stream, watchlists, review, audit):
         app.include_router(module.router, prefix=API_PREFIX)
@@ -81,3 +87,32 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     pages.install(app) if hasattr(pages, "install") else app.include_router(pages.router)
     return app
+
+
+def _one_sentence_validation_errors(app: FastAPI) -> None:
+    """Describe 422s as they are sent (see ``errors.validation_sentence``), not FastAPI's list."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = {
+                    "title": "HTTPValidationError",
+                    "type": "object",
+                    "required": ["detail"],
+                    "properties": {
+                        "detail": {"type": "string", "title": "Detail"},
+                        "errors": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/ValidationError"},
+                        },
+                    },
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

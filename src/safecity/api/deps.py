@@ -25,6 +25,7 @@ SESSION_COOKIE = "safecity_session"
 CSRF_COOKIE = "safecity_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MAX_OFFSET = 2**53  # fits every database's integer (SQLite's and PostgreSQL's are 64-bit)
 
 
 def context(request: Request) -> ApiContext:
@@ -121,7 +122,15 @@ class PageParams:
     @property
     def offset(self) -> int:
         """For lists paged by position: the cursor is the offset of the next item."""
-        return int(self.cursor) if self.cursor else 0
+        offset = int(self.cursor) if self.cursor else 0
+        if offset > MAX_OFFSET:  # no list is this long; the database could not take it
+            raise HTTPException(400, "the cursor is not valid; start again from the first page")
+        return offset
+
+    @property
+    def below_id(self) -> int | None:
+        """For lists paged by id, newest first: the cursor is the id to continue below."""
+        return self.offset if self.cursor else None
 
     def next_offset(self, got: int) -> str | None:
         return str(self.offset + got) if got == self.limit else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from safecity.errors import SafecityError
@@ -21,7 +23,28 @@ class Conflict(SafecityError):
     """The request clashes with the current state (a name already taken …)."""
 
 
+def _field(location: tuple) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "the request body"
+
+
+def validation_sentence(exc: RequestValidationError) -> str:
+    """FastAPI's list of problems as one sentence: 'invalid request: limit: …; name: …'."""
+    problems = [
+        f"{_field(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in exc.errors()
+    ]
+    return "invalid request: " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # One sentence for people; the itemised problems for programs.
+        return JSONResponse(
+            {"detail": validation_sentence(exc), "errors": jsonable_encoder(exc.errors())},
+            status_code=422,
+        )
+
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)

@@ -49,6 +49,7 @@ class RetentionScheduler:
         stop_event: threading.Event | None = None,
         *,
         actor: str = audit.SYSTEM_ACTOR,
+        retention: bool = True,
     ) -> None:
         self.store = store
         self.config = config
@@ -56,7 +57,8 @@ class RetentionScheduler:
         self.clock = clock
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self.actor = actor
-        self.retention_interval_s = float(config.retention.interval_s)
+        # Without retention (a console that runs no cameras) it only signs the head.
+        self.retention_interval_s = float(config.retention.interval_s) if retention else None
         self.sign_interval_s = float(config.audit.sign_interval_s)
         # What happened so far (read by tests and by status output).
         self.runs = 0
@@ -82,12 +84,14 @@ class RetentionScheduler:
 
     def _loop(self) -> None:
         next_retention = next_sign = time.monotonic()
+        if self.retention_interval_s is None:
+            next_retention = float("inf")
         try:
             while not self.stop_event.is_set():
                 now = time.monotonic()
                 if now >= next_retention:
                     self._retention()
-                    next_retention = time.monotonic() + self.retention_interval_s
+                    next_retention = time.monotonic() + (self.retention_interval_s or 0.0)
                 if not self.stop_event.is_set() and time.monotonic() >= next_sign:
                     self._sign()
                     next_sign = time.monotonic() + self.sign_interval_s

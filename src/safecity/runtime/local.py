@@ -9,6 +9,10 @@ hold it, so face work of several cameras takes turns.
 Writes are all-or-nothing for a file: its events are stored in one transaction
 only after the file decoded to its end, so a corrupt or truncated file leaves no
 rows. Live sources store each event as its track ends.
+
+``HealthReporter`` writes the fleet's :class:`CameraStats` to the database every
+few seconds (:mod:`safecity.store.health`), so the console, in another process,
+can show each camera's health.
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import SafecityError, SourceError
 from safecity.events import Event
 from safecity.pipeline import CameraPipeline, FrameResult, MatcherProvider, Stages
+from safecity.store.db import Store
+from safecity.store.health import default_host, report_health
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two health reports of a running fleet.
+HEALTH_INTERVAL_S = 5.0
 
 #: Receives finished events; returns their ids. The store sink is one.
 EventWriter = Callable[[list[Event]], list[int]]
@@ -157,8 +166,11 @@ class CameraFleet:
         write: EventWriter,
         matcher_for: MatcherProvider | None = None,
         stop: threading.Event | None = None,
+        on_frame: Callable[[str, FrameResult], None] | None = None,
     ) -> None:
         self.config = config
+        # Sees every frame's result (the console's live view); must return at once.
+        self.on_frame = on_frame
         self.stages = stages
         self.write = write
         self.matcher_for = matcher_for
@@ -224,6 +236,8 @@ class CameraFleet:
                 stats.state = "running"
                 result = pipeline.process(frame)
                 stats.record(result)
+                if self.on_frame is not None:
+                    self.on_frame(camera.name, result)
                 self._store(result.ended, stats)
             stats.state = "stopped"
         except SafecityError as exc:
@@ -239,6 +253,75 @@ class CameraFleet:
                 self._store(pipeline.finish(), stats)
 
 
+class HealthReporter:
+    """A daemon thread that writes camera health to the store every ``interval_s``.
+
+    ``stats`` is the fleet's :class:`CameraStats` (``fleet.stats.values()``) or a
+    function returning them. One report at start, one every ``interval_s``, and
+    one more on :meth:`stop` (the final states). A failing database is logged
+    (once per outage) and retried at the next tick; it never stops the fleet.
+
+    >>> reporter = HealthReporter(store, fleet.stats.values())  # doctest: +SKIP
+    >>> reporter.start(); ...; reporter.stop()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        stats: Iterable[CameraStats] | Callable[[], Iterable[CameraStats]],
+        *,
+        interval_s: float = HEALTH_INTERVAL_S,
+        host: str | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if not interval_s > 0:
+            raise ValueError("interval_s must be positive")
+        self.store = store
+        self._stats = stats
+        self.interval_s = float(interval_s)
+        self.host = host or default_host()
+        self._now = now
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # the thread's tick and stop()'s last report
+        self._failing = False
+        self.reports = 0  # successful reports so far
+        self._thread = threading.Thread(target=self._loop, name="health-reporter", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the thread and report the final figures once more."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.report()
+
+    def report(self) -> bool:
+        """Write the current figures now; ``False`` (logged) when that failed."""
+        with self._lock:
+            try:
+                stats = list(self._stats() if callable(self._stats) else self._stats)
+                report_health(self.store, stats, self.host, self._now())
+            except Exception as exc:  # the database is down: say so, keep analysing
+                if not self._failing:
+                    log.warning("camera health not reported: %s", exc)
+                else:
+                    log.debug("camera health not reported: %s", exc)
+                self._failing = True
+                return False
+            if self._failing:
+                log.info("camera health reported again")
+            self._failing = False
+            self.reports += 1
+            return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.report()
+            self._stop.wait(self.interval_s)
+
+
 def _until(frames: Iterable, stop: threading.Event) -> Iterable:
     for frame in frames:
         if stop.is_set():
@@ -246,4 +329,11 @@ def _until(frames: Iterable, stop: threading.Event) -> Iterable:
         yield frame
 
 
-__all__ = ["AnalyzeReport", "CameraFleet", "CameraStats", "SourceError", "analyze_one"]
+__all__ = [
+    "AnalyzeReport",
+    "CameraFleet",
+    "CameraStats",
+    "HealthReporter",
+    "SourceError",
+    "analyze_one",
+]

@@ -7,16 +7,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, select, tuple_, union_all
 
 from safecity.store.db import Store, StoreError
-from safecity.store.schema import EventRecord, Person, Watchlist
+from safecity.store.schema import EventRecord, Person, Review, UTCDateTime, Watchlist
 
 MAX_LIMIT = 10_000
 
@@ -67,11 +67,17 @@ def _filtered(
     watchlist: str | None,
     matched: bool | None,
     ids: Sequence[int] | None,
+    cameras: Collection[str] | None = None,
+    status: str | None = None,
 ) -> Select[Any]:
     _check_time("since", since)
     _check_time("until", until)
     if camera is not None:
         query = query.where(EventRecord.camera == camera)
+    if cameras is not None:
+        query = query.where(EventRecord.camera.in_(sorted(cameras)))
+    if status is not None:
+        query = query.where(EventRecord.match_status == status)
     if label is not None:
         query = query.where(EventRecord.label == label)
     if since is not None:
@@ -98,6 +104,16 @@ def _joined(query: Select[Any]) -> Select[Any]:
     )
 
 
+def _keyset(query: Select[Any], before: tuple[datetime, int] | None) -> Select[Any]:
+    """Keep the events after ``before`` = ``(started_at, id)`` in newest-first order."""
+    if before is None:
+        return query
+    at, last_id = before
+    _check_time("before", at)
+    key = tuple_(literal(at, UTCDateTime()), literal(int(last_id)))
+    return query.where(tuple_(EventRecord.started_at, EventRecord.id) < key)
+
+
 def list_events(
     store: Store,
     camera: str | None = None,
@@ -109,32 +125,67 @@ def list_events(
     watchlist: str | None = None,
     matched: bool | None = None,
     ids: Sequence[int] | None = None,
+    cameras: Collection[str] | None = None,
+    status: str | None = None,
+    before: tuple[datetime, int] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[EventRow]:
-    """Events newest first (by start time), filtered and paged.
+    """Events newest first (by start time, then id), filtered and paged.
 
     ``since``/``until`` bound the start time (``since <= started_at < until``);
     ``person`` is a person id or name; ``matched`` keeps only events with (True)
-    or without (False) a match; ``ids`` keeps the given event ids.
+    or without (False) a match; ``ids`` keeps the given event ids; ``cameras``
+    keeps events of those cameras only (a user's grants; empty: none);
+    ``status`` keeps one match status (``candidate``, ``confirmed`` …).
+
+    ``before`` pages by key instead of offset: pass ``(started_at, id)`` of the
+    last event of the previous page to get the events after it in this order.
+    It costs the same on every page (an index range), where an offset makes
+    the database walk all the skipped rows.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
     if offset < 0:
         raise QueryError(f"offset must be 0 or more, got {offset}")
-    query = _filtered(
-        _joined(select(EventRecord, Person.name, Watchlist.name)),
-        camera=camera,
-        label=label,
-        since=since,
-        until=until,
-        person=person,
-        watchlist=watchlist,
-        matched=matched,
-        ids=ids,
-    )
-    query = query.order_by(EventRecord.started_at.desc(), EventRecord.id.desc())
-    query = query.limit(limit).offset(offset)
+    filters: dict[str, Any] = {
+        "label": label,
+        "since": since,
+        "until": until,
+        "person": person,
+        "watchlist": watchlist,
+        "matched": matched,
+        "ids": ids,
+        "status": status,
+    }
+    newest_first = (EventRecord.started_at.desc(), EventRecord.id.desc())
+    if camera is None and cameras is not None and len(cameras) > 1:
+        # One index range per camera, merged: an IN over several cameras would make
+        # the database sort every event of those cameras to find the newest few.
+        parts = [
+            _keyset(_filtered(_joined(select(EventRecord.id)), camera=name, **filters), before)
+            .order_by(*newest_first)
+            .limit(limit + offset)
+            .subquery()
+            for name in sorted(set(cameras))
+        ]
+        picked = union_all(*(select(part.c.id) for part in parts)).subquery()
+        query = _joined(
+            select(EventRecord, Person.name, Watchlist.name).join(
+                picked, picked.c.id == EventRecord.id
+            )
+        )
+    else:
+        query = _keyset(
+            _filtered(
+                _joined(select(EventRecord, Person.name, Watchlist.name)),
+                camera=camera,
+                cameras=cameras,
+                **filters,
+            ),
+            before,
+        )
+    query = query.order_by(*newest_first).limit(limit).offset(offset)
     with store.transaction() as session:
         found = session.execute(query).all()
     return [
@@ -153,6 +204,8 @@ def count_events(
     *,
     watchlist: str | None = None,
     matched: bool | None = None,
+    cameras: Collection[str] | None = None,
+    status: str | None = None,
 ) -> int:
     """How many events :func:`list_events` would find without paging."""
     query = _filtered(
@@ -165,6 +218,8 @@ def count_events(
         watchlist=watchlist,
         matched=matched,
         ids=None,
+        cameras=cameras,
+        status=status,
     )
     with store.transaction() as session:
         return int(session.execute(query).scalar_one())
@@ -174,6 +229,68 @@ def get_event(store: Store, event_id: int) -> EventRow | None:
     """One event by id, or None."""
     rows = list_events(store, ids=[event_id], limit=1)
     return rows[0] if rows else None
+
+
+def events_after(
+    store: Store, after_id: int, *, cameras: Collection[str] | None = None, limit: int = 100
+) -> list[EventRow]:
+    """Events stored after event ``after_id`` (id order, oldest first): what is new.
+
+    ``cameras`` keeps those cameras' events only (None: all). For a live feed:
+    remember the last id seen and ask again.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    query = _joined(select(EventRecord, Person.name, Watchlist.name)).where(
+        EventRecord.id > int(after_id)
+    )
+    if cameras is not None:
+        query = query.where(EventRecord.camera.in_(sorted(cameras)))
+    # A range of the primary key: SQLite would otherwise pick the camera index and
+    # sort every event of the camera (it keeps no statistics to know better).
+    query = query.with_hint(EventRecord, "NOT INDEXED", "sqlite")
+    query = query.order_by(EventRecord.id).limit(limit)
+    with store.transaction() as session:
+        found = session.execute(query).all()
+    return [_row(store, record, person, watchlist) for record, person, watchlist in found]
+
+
+def latest_event_id(store: Store) -> int:
+    """The id of the newest stored event, 0 when there is none."""
+    with store.transaction() as session:
+        return int(session.execute(select(func.max(EventRecord.id))).scalar_one() or 0)
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One reviewer's decision on an event's match."""
+
+    event_id: int
+    reviewer: str
+    decision: str  # confirm | reject
+    note: str
+    at: datetime
+
+
+def event_reviews(store: Store, event_ids: Collection[int]) -> dict[int, list[ReviewRow]]:
+    """The review decisions of each of ``event_ids``, oldest first (absent: none)."""
+    ids = sorted({int(i) for i in event_ids})
+    if not ids:
+        return {}
+    query = select(Review).where(Review.event_id.in_(ids)).order_by(Review.created_at, Review.id)
+    found: dict[int, list[ReviewRow]] = {}
+    with store.transaction() as session:
+        for r in session.scalars(query):
+            row = ReviewRow(r.event_id, r.reviewer, r.decision, r.note, r.created_at)
+            found.setdefault(r.event_id, []).append(row)
+    return found
+
+
+def match_authorisation(store: Store, event_id: int) -> int | None:
+    """The authorisation an event's match was made under, or None."""
+    query = select(EventRecord.match_authorisation_id).where(EventRecord.id == int(event_id))
+    with store.transaction() as session:
+        return session.execute(query).scalar_one_or_none()
 
 
 def _row(

@@ -228,7 +228,11 @@ class EventRecord(Base):
     """
 
     __tablename__ = "events"
-    __table_args__ = (Index(None, "camera", "started_at"),)
+    # camera+label+time: the console's most common filter, paged newest first.
+    __table_args__ = (
+        Index(None, "camera", "started_at"),
+        Index(None, "camera", "label", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(32), unique=True)

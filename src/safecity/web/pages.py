@@ -1,5 +1,179 @@
-"""Placeholder."""
+"""The console's pages: server-rendered shells whose scripts load data from the API.
 
-from fastapi import APIRouter
+Each page but /login needs a live session (else 303 to ``/login?next=<path>``).
+The shell shows a nav bar with only the pages the user's role may use; a page the
+role may not use still renders the shell, with the API's refusal sentence (403)
+instead of the page's content. Scripts and styles are files under /static, as the
+Content-Security-Policy (no inline script or style) requires.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from safecity import __version__
+from safecity.access.roles import PERMISSIONS, Permission, Principal
+from safecity.api.deps import authenticate
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class NavPage:
+    key: str
+    path: str
+    title: str
+    permission: Permission
+
+
+#: The nav bar, in order; a user sees the pages their role has the permission for.
+NAV = (
+    NavPage("cameras", "/", "Cameras", Permission.VIEW_CAMERAS),
+    NavPage("events", "/events", "Events", Permission.VIEW_CAMERAS),
+    NavPage("watchlists", "/watchlists", "Watchlists", Permission.VIEW_WATCHLISTS),
+    NavPage("review", "/review", "Review", Permission.REVIEW),
+    NavPage("audit", "/audit", "Audit", Permission.VIEW_AUDIT),
+    NavPage("health", "/health", "Health", Permission.VIEW_CAMERAS),
+    NavPage("users", "/users", "Users", Permission.MANAGE_USERS),
+)
+_BY_KEY = {page.key: page for page in NAV}
+
+
+def refusal(principal: Principal, permission: Permission) -> str:
+    """The sentence the API answers a 403 with (see ``safecity.api.deps.require``)."""
+    return f"your role ({principal.role.value}) may not {permission.value}"
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this server, else ``/`` (no open redirects)."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
+        return "/"
+    return target
+
+
+def _asset(name: str) -> str:
+    return f"/static/{name}?v={__version__}"
+
+
+async def _principal(request: Request) -> Principal | None:
+    try:
+        return await authenticate(request)
+    except HTTPException:  # an ended session or a bad token: sign in again
+        return None
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+async def _render(
+    request: Request, key: str, template: str, script: str, **data: object
+) -> Response:
+    principal = await _principal(request)
+    if principal is None:
+        return _to_login(request)
+    page = _BY_KEY[key]
+    refused = None if principal.can(page.permission) else refusal(principal, page.permission)
+    permissions = sorted(p.name.lower() for p in PERMISSIONS[principal.role])
+    context = {
+        "title": page.title,
+        "active": key,
+        "nav": [p for p in NAV if principal.can(p.permission)],
+        "user": principal,
+        "permissions": permissions,
+        "can": lambda name: name in permissions,
+        "refused": refused,
+        "asset": _asset,
+        "scripts": [] if refused else [script],
+        **data,
+    }
+    response = templates.TemplateResponse(
+        request, template, context, status_code=403 if refused else 200
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(
+    request: Request, next_: Annotated[str | None, Query(alias="next")] = None
+) -> Response:
+    target = safe_next(next_)
+    if await _principal(request) is not None:
+        return RedirectResponse(target, status_code=303)
+    response = templates.TemplateResponse(
+        request, "login.html", {"next": target, "asset": _asset, "title": "Sign in"}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+async def cameras_page(request: Request) -> Response:
+    return await _render(request, "cameras", "cameras.html", "cameras.js")
+
+
+@router.get("/events", response_class=HTMLResponse)
+async def events_page(request: Request) -> Response:
+    return await _render(request, "events", "events.html", "events.js")
+
+
+@router.get("/events/{event_id:int}", response_class=HTMLResponse)
+async def event_page(request: Request) -> Response:
+    # The path's ``:int`` convertor makes anything but digits a plain 404.
+    item_id = request.path_params["event_id"]
+    return await _render(request, "events", "event.html", "event.js", item_id=item_id)
+
+
+@router.get("/watchlists", response_class=HTMLResponse)
+async def watchlists_page(request: Request) -> Response:
+    return await _render(request, "watchlists", "watchlists.html", "watchlists.js")
+
+
+@router.get("/watchlists/{watchlist_id:int}", response_class=HTMLResponse)
+async def watchlist_page(request: Request) -> Response:
+    item_id = request.path_params["watchlist_id"]
+    return await _render(request, "watchlists", "watchlist.html", "watchlist.js", item_id=item_id)
+
+
+@router.get("/review", response_class=HTMLResponse)
+async def review_page(request: Request) -> Response:
+    return await _render(request, "review", "review.html", "review.js")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request) -> Response:
+    return await _render(request, "audit", "audit.html", "audit.js")
+
+
+@router.get("/health", response_class=HTMLResponse)
+async def health_page(request: Request) -> Response:
+    return await _render(request, "health", "health.html", "health.js")
+
+
+@router.get("/users", response_class=HTMLResponse)
+async def users_page(request: Request) -> Response:
+    return await _render(request, "users", "users.html", "users.js")
+
+
+def install(app: FastAPI) -> None:
+    """Serve the console: /static assets and the pages."""
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)

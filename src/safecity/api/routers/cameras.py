@@ -1,5 +1,152 @@
-"""Placeholder: filled in by issue 4 work in progress."""
+"""Cameras, their health, and their live view (annotated, redacted frames)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import Response, StreamingResponse
+
+from safecity.access.roles import Permission, Principal
+from safecity.api.context import ApiContext
+from safecity.api.deps import Context, Page, authenticate, check_camera, require
+from safecity.api.errors import NotFound
+from safecity.api.schemas.cameras import Camera, Health
+from safecity.api.schemas.common import Page as PageOf
+from safecity.store.cameras import list_cameras
+from safecity.store.health import read_health
+
+router = APIRouter(tags=["cameras"])
+Viewer = Annotated[Principal, Depends(require(Permission.VIEW_CAMERAS))]
+CameraName = Annotated[str, Path(min_length=1, max_length=128)]
+
+#: A running camera that has not reported for this long is flagged ``stale``.
+STALE_AFTER = timedelta(seconds=30)
+#: How often an open live stream checks that its user is still signed in.
+RECHECK_S = 30.0
+BOUNDARY = "frame"
+
+
+def health_list(ctx: ApiContext, user: Principal) -> list[Health]:
+    """The health rows of the user's cameras, by camera (blocking: call in a thread)."""
+    now = ctx.clock.now()
+    rows = read_health(ctx.store, cameras=user.camera_filter())
+    return sorted(
+        (
+            Health(
+                camera=r.camera,
+                state=r.state,
+                frames_in=r.frames_in,
+                frames_analysed=r.frames_analysed,
+                events=r.events,
+                reconnects=r.reconnects,
+                detector_ms=r.detector_ms,
+                lag_s=r.lag_s,
+                last_error=r.last_error,
+                host=r.host,
+                updated_at=r.updated_at,
+                stale=r.state == "running" and now - r.updated_at > STALE_AFTER,
+            )
+            for r in rows
+            if user.sees_camera(r.camera)
+        ),
+        key=lambda h: h.camera,
+    )
+
+
+@router.get("/cameras", response_model=PageOf[Camera])
+def cameras(user: Viewer, ctx: Context, page: Page) -> PageOf[Camera]:
+    """The cameras granted to you: configured ones and any that report health."""
+    health = {h.camera: h for h in health_list(ctx, user)}
+    live = set(ctx.live.cameras()) if ctx.live is not None else set()
+    locations = {c.name: c.location for c in list_cameras(ctx.store)}
+    locations.update({c.name: c.location for c in ctx.config.cameras})
+    names = sorted(user.visible({c.name for c in ctx.config.cameras} | set(health) | live))
+    chosen = names[page.offset : page.offset + page.limit]
+    items = [
+        Camera(
+            name=name,
+            location=locations.get(name, ""),
+            live=name in live,
+            health=health.get(name),
+        )
+        for name in chosen
+    ]
+    return PageOf[Camera](items=items, next_cursor=page.next_offset(len(chosen)))
+
+
+@router.get("/health", response_model=PageOf[Health])
+def health(user: Viewer, ctx: Context, page: Page) -> PageOf[Health]:
+    """What each of your cameras' pipelines last reported; ``stale``: it stopped reporting."""
+    rows = health_list(ctx, user)[page.offset : page.offset + page.limit]
+    return PageOf[Health](items=rows, next_cursor=page.next_offset(len(rows)))
+
+
+def _live_camera(ctx: ApiContext, user: Principal, name: str) -> None:
+    check_camera(user, name)
+    if ctx.live is None or name not in ctx.live.cameras():
+        raise NotFound(f"camera {name} is not running in this server")
+
+
+_JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}
+
+
+@router.get("/cameras/{name}/frame.jpg", response_class=Response, responses=_JPEG)
+def frame(name: CameraName, user: Viewer, ctx: Context) -> Response:
+    """The newest live frame, annotated (faces pixelated unless your role sees faces)."""
+    _live_camera(ctx, user, name)
+    assert ctx.live is not None
+    jpeg = ctx.live.latest_jpeg(name, faces_visible=user.can(Permission.SEE_FACES))
+    if jpeg is None:
+        raise NotFound(f"camera {name} is not running in this server")
+    return Response(jpeg, media_type="image/jpeg")
+
+
+async def _still_allowed(request: Request, camera: str) -> bool:
+    """Whether the stream's user is still signed in and still sees ``camera``."""
+    try:
+        principal = await authenticate(request)
+    except HTTPException:
+        return False
+    return principal is not None and principal.sees_camera(camera)
+
+
+@router.get(
+    "/cameras/{name}/live.mjpg",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {f"multipart/x-mixed-replace; boundary={BOUNDARY}": {}},
+            "description": "an endless MJPEG stream",
+        }
+    },
+)
+async def live(name: CameraName, request: Request, user: Viewer, ctx: Context) -> Response:
+    """The live view as MJPEG (an ``<img>`` can show it), at most ``api.live_fps`` a second."""
+    _live_camera(ctx, user, name)
+    assert ctx.live is not None
+    hub = ctx.live
+    faces_visible = user.can(Permission.SEE_FACES)
+
+    async def parts() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
+        # Each part ends with the next boundary at once: browsers draw a part only when
+        # its end is seen, and a still camera may send no next part for a while.
+        yield f"--{BOUNDARY}\r\n".encode()
+        async for jpeg in hub.frames(name, faces_visible, request.is_disconnected):
+            if loop.time() - checked >= RECHECK_S:
+                checked = loop.time()
+                if not await _still_allowed(request, name):
+                    return
+            head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            yield head.encode() + jpeg + f"\r\n--{BOUNDARY}\r\n".encode()
+
+    return StreamingResponse(
+        parts(),
+        media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,5 +1,272 @@
-"""Placeholder: filled in by issue 4 work in progress."""
+"""Events: the list (filtered, newest first, paged by key), one event, its snapshots.
 
-from fastapi import APIRouter
+Every role sees the events of its granted cameras; only roles that see faces see
+who matched (a viewer gets ``match: null``, no reviews, and snapshots with every
+face pixelated). A search by person is audited, like ``safecity events --person``.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import Path as PathParam
+
+from safecity.access.roles import Permission, Principal
+from safecity.api.context import ApiContext
+from safecity.api.deps import Context, Page, check_camera, require
+from safecity.api.errors import NotFound
+from safecity.api.imaging import viewer_snapshot
+from safecity.api.schemas.common import Page as PageOf
+from safecity.api.schemas.events import Event, EventDetail, EventReview, Match, MatchStatus
+from safecity.governance.audit import record
+from safecity.store.queries import (
+    EventRow,
+    event_reviews,
+    get_event,
+    list_events,
+    match_authorisation,
+)
+
+router = APIRouter(tags=["events"])
+Viewer = Annotated[Principal, Depends(require(Permission.VIEW_CAMERAS))]
+FaceSeer = Annotated[Principal, Depends(require(Permission.SEE_FACES))]
+EventId = Annotated[int, PathParam(ge=1, le=2**53)]
+
+# The cursor is the last event's start time (microseconds since year 1, 18 digits)
+# followed by its id: digits only, and the next page starts right after it.
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+_TIME_DIGITS = 18
+_MICROSECOND = timedelta(microseconds=1)
+_JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}
+
+
+def encode_cursor(row: EventRow) -> str:
+    """An opaque cursor pointing just after ``row`` in newest-first order.
+
+    >>> from types import SimpleNamespace as Row
+    >>> at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    >>> text = encode_cursor(Row(started_at=at, id=42))
+    >>> text, decode_cursor(text) == (at, 42)
+    ('06391323360000000042', True)
+    """
+    micros = (row.started_at - _EPOCH) // _MICROSECOND
+    return f"{micros:0{_TIME_DIGITS}d}{row.id}"
+
+
+def decode_cursor(text: str) -> tuple[datetime, int]:
+    if len(text) <= _TIME_DIGITS or not text.isdigit():
+        raise HTTPException(400, "the cursor is not valid; start again from the first page")
+    try:
+        at = _EPOCH + int(text[:_TIME_DIGITS]) * _MICROSECOND
+    except OverflowError:
+        raise HTTPException(
+            400, "the cursor is not valid; start again from the first page"
+        ) from None
+    return at, int(text[_TIME_DIGITS:])
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    """``value`` in UTC; 422 for a time without a time zone (its meaning is unknown)."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise HTTPException(
+            422, f"{name} needs a time zone, e.g. 2026-05-01T12:00:00Z or 2026-05-01T14:00:00+02:00"
+        )
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(422, f"{name} is out of range") from None
+
+
+def _refuse_identities(user: Principal, what: str) -> None:
+    if not user.can(Permission.SEE_FACES):
+        raise HTTPException(
+            403,
+            f"your role ({user.role.value}) may not {Permission.SEE_FACES.value}, "
+            f"so it cannot filter events by {what}",
+        )
+
+
+def confirmations(ctx: ApiContext, rows: list[EventRow]) -> dict[int, int]:
+    """How many reviewers confirmed each matched event of ``rows``."""
+    matched = [r.id for r in rows if r.match_status is not None]
+    reviews = event_reviews(ctx.store, matched) if matched else {}
+    return {i: sum(r.decision == "confirm" for r in found) for i, found in reviews.items()}
+
+
+def event_out(row: EventRow, user: Principal, confirmed: int, required: int) -> Event:
+    """The API's view of ``row`` for ``user``: no match for roles that may not see faces."""
+    match = None
+    if row.match_status is not None and user.can(Permission.SEE_FACES):
+        match = Match(
+            person_id=row.person_id,
+            person=row.person_name,
+            watchlist_id=row.watchlist_id,
+            watchlist=row.watchlist_name,
+            score=row.match_score,
+            status=row.match_status,
+            confirmations=confirmed,
+            required=required,
+        )
+    return Event(
+        id=row.id,
+        camera=row.camera,
+        label=row.label,
+        track_id=row.track_id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        frames=row.frames,
+        best_score=row.best_score,
+        snapshot=row.snapshot_path is not None,
+        match=match,
+    )
+
+
+def events_out(ctx: ApiContext, user: Principal, rows: list[EventRow]) -> list[Event]:
+    """Many rows at once (one query for their confirmations; blocking)."""
+    counts = confirmations(ctx, rows) if user.can(Permission.SEE_FACES) else {}
+    required = ctx.config.review.required_confirmations
+    return [event_out(r, user, counts.get(r.id, 0), required) for r in rows]
+
+
+@router.get("/events", response_model=PageOf[Event])
+def events(
+    user: Viewer,
+    ctx: Context,
+    page: Page,
+    camera: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    label: Annotated[str | None, Query(min_length=1, max_length=64, examples=["person"])] = None,
+    since: Annotated[
+        datetime | None, Query(description="started at or after (ISO 8601 with a time zone)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
+    person: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="matched person: name or id")
+    ] = None,
+    status: Annotated[MatchStatus | None, Query(description="match status")] = None,
+) -> PageOf[Event]:
+    """Events of your cameras, newest first; pass ``next_cursor`` back as ``cursor``."""
+    since, until = _aware("since", since), _aware("until", until)
+    if person is not None:
+        _refuse_identities(user, "person")
+    if status is not None:
+        _refuse_identities(user, "match status")
+    cameras = user.camera_filter()
+    if camera is not None:
+        check_camera(user, camera)
+        cameras = None
+    who: int | str | None = person
+    if person is not None and person.isdigit() and len(person) <= 18:
+        who = int(person)  # a person id; a name otherwise
+    rows = list_events(
+        ctx.store,
+        camera=camera,
+        label=label,
+        since=since,
+        until=until,
+        person=who,
+        status=status,
+        cameras=cameras,
+        before=decode_cursor(page.cursor) if page.cursor else None,
+        limit=page.limit + 1,  # one more tells whether there is a next page
+    )
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    if person is not None:
+        # Looking for a person in stored events is an audited use of personal data.
+        filters = {"camera": camera, "label": label, "person": person, "status": status}
+        filters |= {"since": since and since.isoformat(), "until": until and until.isoformat()}
+        record(
+            ctx.store,
+            actor=user.username,
+            action="search.events",
+            object="events",
+            details={
+                "filters": {k: v for k, v in filters.items() if v is not None},
+                "page": bool(page.cursor),
+                "found": len(rows),
+            },
+            clock=ctx.clock,
+        )
+    return PageOf[Event](
+        items=events_out(ctx, user, rows),
+        next_cursor=encode_cursor(rows[-1]) if more else None,
+    )
+
+
+def visible_event(ctx: ApiContext, user: Principal, event_id: int) -> EventRow:
+    """The event, or 404 when it does not exist or is on a camera not granted to ``user``."""
+    row = get_event(ctx.store, event_id)
+    if row is None or not user.sees_camera(row.camera):
+        raise NotFound(f"no event {event_id}")
+    return row
+
+
+@router.get("/events/{event_id}", response_model=EventDetail)
+def event(event_id: EventId, user: Viewer, ctx: Context) -> EventDetail:
+    """One event; with its review decisions for roles that see identities."""
+    row = visible_event(ctx, user, event_id)
+    base = events_out(ctx, user, [row])[0]
+    if not user.can(Permission.SEE_FACES):
+        return EventDetail(
+            **base.model_dump(), reviews=[], authorisation_id=None, match_snapshot=False
+        )
+    reviews = event_reviews(ctx.store, [row.id]).get(row.id, [])
+    return EventDetail(
+        **base.model_dump(),
+        reviews=[EventReview(reviewer=r.reviewer, decision=r.decision, at=r.at) for r in reviews],
+        authorisation_id=match_authorisation(ctx.store, row.id)
+        if row.match_status is not None
+        else None,
+        match_snapshot=row.match_snapshot_path is not None,
+    )
+
+
+def _gone(event_id: int, what: str) -> NotFound:
+    return NotFound(
+        f"the {what} of event {event_id} is no longer stored (retention may have removed it)"
+    )
+
+
+def _read(ctx: ApiContext, relative: str, event_id: int, what: str) -> bytes:
+    try:
+        return ctx.store.media.path(relative).read_bytes()
+    except (OSError, ValueError):
+        raise _gone(event_id, what) from None
+
+
+@router.get("/events/{event_id}/snapshot.jpg", response_class=Response, responses=_JPEG)
+def snapshot(event_id: EventId, user: Viewer, ctx: Context) -> Response:
+    """The event's snapshot; for roles that may not see faces, with every face pixelated."""
+    row = visible_event(ctx, user, event_id)
+    if row.snapshot_path is None:
+        raise _gone(event_id, "snapshot")
+    if user.can(Permission.SEE_FACES):
+        data = _read(ctx, row.snapshot_path, event_id, "snapshot")
+    else:
+        data = _for_viewer(ctx, row, event_id)
+    return Response(data, media_type="image/jpeg")
+
+
+def _for_viewer(ctx: ApiContext, row: EventRow, event_id: int) -> bytes:
+    assert row.snapshot_path is not None
+    try:
+        path = ctx.store.media.path(row.snapshot_path)
+        redactor = ctx.model("redactor")
+        return viewer_snapshot(path, redactor, matched=row.match_status is not None)
+    except (OSError, ValueError):
+        raise _gone(event_id, "snapshot") from None
+
+
+@router.get("/events/{event_id}/match.jpg", response_class=Response, responses=_JPEG)
+def match_snapshot(event_id: EventId, user: FaceSeer, ctx: Context) -> Response:
+    """The frame crop the match was made on (the matched face unpixelated); not for viewers."""
+    row = visible_event(ctx, user, event_id)
+    if row.match_snapshot_path is None:
+        raise _gone(event_id, "match snapshot")
+    return Response(
+        _read(ctx, row.match_snapshot_path, event_id, "match snapshot"), media_type="image/jpeg"
+    )

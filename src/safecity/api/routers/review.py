@@ -1,5 +1,142 @@
-"""Placeholder: filled in by issue 4 work in progress."""
+"""The review queue and four-eyes decisions on candidate matches.
 
-from fastapi import APIRouter
+A reviewer sees only the candidates of the cameras granted to them. Each
+candidate says whether this reviewer may decide it and, if not, why (they
+enrolled that person or added a photo of them, or already confirmed it), so
+the console can disable its buttons with the reason.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi import Path as PathParam
+from sqlalchemy import select
+
+from safecity.access.roles import Permission, Principal
+from safecity.api.context import ApiContext
+from safecity.api.deps import Context, Page, require
+from safecity.api.errors import NotFound
+from safecity.api.schemas.common import Page as PageOf
+from safecity.api.schemas.review import CandidateOut, ReviewIn, ReviewOut
+from safecity.governance.review import Candidate, ReviewError, review_match, review_queue
+from safecity.store.queries import get_event
+from safecity.store.schema import Template
+
+router = APIRouter(prefix="/review", tags=["review"])
+Reviewer = Annotated[Principal, Depends(require(Permission.REVIEW))]
+_BATCH = 500  # candidates read per query while skipping other cameras'
+
+
+def _enrollers(ctx: ApiContext, candidates: list[Candidate]) -> dict[int, set[str]]:
+    """Per person: everyone who enrolled them or added a photo of them."""
+    found: dict[int, set[str]] = {}
+    for c in candidates:
+        if c.person_id is not None and c.enrolled_by:
+            found.setdefault(c.person_id, set()).add(c.enrolled_by)
+    ids = sorted({c.person_id for c in candidates if c.person_id is not None})
+    if ids:
+        with ctx.store.transaction() as session:
+            for person_id, by in session.execute(
+                select(Template.person_id, Template.enrolled_by)
+                .where(Template.person_id.in_(ids))
+                .distinct()
+            ):
+                if by:
+                    found.setdefault(person_id, set()).add(by)
+    return found
+
+
+def _candidate_out(
+    c: Candidate, user: Principal, required: int, enrollers: dict[int, set[str]]
+) -> CandidateOut:
+    mine = user.username in c.confirmed_by
+    why_not = None
+    if c.person_id is not None and user.username in enrollers.get(c.person_id, set()):
+        why_not = (
+            f"you enrolled {c.person_name or 'this person'} (or added a photo of them); "
+            "a match of someone you enrolled must be reviewed by others"
+        )
+    elif mine:
+        why_not = "you already confirmed this match; another reviewer must confirm it"
+    return CandidateOut(
+        event_id=c.event_id,
+        camera=c.camera,
+        started_at=c.started_at,
+        person_id=c.person_id,
+        person=c.person_name,
+        watchlist=c.watchlist_name,
+        score=c.score,
+        confirmations=len(set(c.confirmed_by)),
+        required=required,
+        reviewed_by_you=mine,
+        may_review=why_not is None,
+        why_not=why_not,
+    )
+
+
+@router.get("/queue", response_model=PageOf[CandidateOut])
+def queue(user: Reviewer, ctx: Context, page: Page) -> PageOf[CandidateOut]:
+    """Candidate matches on your cameras, oldest first."""
+    cameras = user.camera_filter()
+    taken: list[Candidate] = []
+    position = page.offset  # in the queue of every camera; the cursor is where to go on
+    while len(taken) < page.limit:
+        batch = review_queue(ctx.store, limit=_BATCH, offset=position)
+        for candidate in batch:
+            position += 1
+            if cameras is None or candidate.camera in cameras:
+                taken.append(candidate)
+                if len(taken) == page.limit:
+                    break
+        if len(batch) < _BATCH:
+            break
+    more = len(taken) == page.limit
+    required = ctx.config.review.required_confirmations
+    enrollers = _enrollers(ctx, taken)
+    return PageOf[CandidateOut](
+        items=[_candidate_out(c, user, required, enrollers) for c in taken],
+        next_cursor=str(position) if more else None,
+    )
+
+
+@router.post(
+    "/{event_id}",
+    response_model=ReviewOut,
+    responses={
+        400: {"description": "refused (own enrolment, removed person …)"},
+        404: {"description": "no such event on your cameras"},
+        409: {"description": "already decided"},
+    },
+)
+def decide(
+    event_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
+    body: ReviewIn,
+    user: Reviewer,
+    ctx: Context,
+) -> ReviewOut:
+    """Confirm or reject a candidate match (a rejection deletes its images at once)."""
+    event = get_event(ctx.store, event_id)
+    if event is None or not user.sees_camera(event.camera):
+        raise NotFound(f"there is no event {event_id} on your cameras")
+    try:
+        state = review_match(
+            ctx.store,
+            event_id,
+            by=user.username,
+            decision=body.decision,
+            note=body.note,
+            required=ctx.config.review.required_confirmations,
+            clock=ctx.clock,
+        )
+    except ReviewError as exc:
+        raise HTTPException(409 if " already " in str(exc) else 400, str(exc)) from None
+    return ReviewOut(
+        event_id=state.event_id,
+        status=state.status,
+        confirmations=len(set(state.confirmed_by)),
+        required=state.required,
+        counted=state.counted,
+        message=state.describe(),
+    )

@@ -1,5 +1,6 @@
 """Console and API: users, camera grants, sessions, API tokens, login failures,
-camera health, and the enrolled face kept beside each template for review.
+camera health, an index for the console's camera+label filter, and the enrolled
+face kept beside each template for review.
 
 Revision ID: 0003
 Revises: 0002
@@ -25,6 +26,9 @@ def _utc() -> sa.DateTime:
 def upgrade() -> None:
     with op.batch_alter_table("templates", recreate="never") as batch:
         batch.add_column(sa.Column("photo_path", sa.Text(), nullable=True))
+    op.create_index(
+        "ix_events_camera_label_started_at", "events", ["camera", "label", "started_at"]
+    )
 
     op.create_table(
         "users",
@@ -115,5 +119,6 @@ def downgrade() -> None:
         op.drop_table(table)
     op.drop_table("user_cameras")
     op.drop_table("users")
+    op.drop_index("ix_events_camera_label_started_at", table_name="events")
     with op.batch_alter_table("templates", recreate="never") as batch:
         batch.drop_column("photo_path")

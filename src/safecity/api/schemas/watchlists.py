@@ -1,0 +1,81 @@
+"""Authorisations, watchlists, the people on them and enrolment by upload."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class AuthorisationOut(BaseModel):
+    """The legal basis a watchlist is matched under (two users: proposer and decider)."""
+
+    id: int
+    status: str = Field(description="proposed, active, emergency, refused or revoked")
+    legal_basis: str
+    authority: str
+    reference: str
+    purpose: str
+    valid_from: datetime
+    valid_until: datetime
+    cameras: list[str] | None = Field(description="null: every camera")
+    evidence_days: int
+    proposed_by: str
+    decided_by: str | None
+    decided_at: datetime | None
+    emergency_deadline_at: datetime | None
+    request_filed_at: datetime | None
+    watchlists: list[str]
+
+
+class WatchlistOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    persons: int
+    templates: int
+    authorisation: AuthorisationOut
+    matching_now: bool = Field(description="whether its authorisation allows matching now")
+
+
+class WatchlistIn(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    authorisation_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class PersonOut(BaseModel):
+    id: int
+    name: str
+    templates: int
+    enrolled_by: str
+    created_at: datetime
+    photo: bool = Field(description="an enrolled face photo can be fetched")
+
+
+class EnrolOut(BaseModel):
+    person_id: int
+    person: str
+    watchlist_id: int
+    templates: int = Field(description="templates added now")
+    skipped: int = Field(description="photos already enrolled for this person")
+    created_person: bool
+
+
+class RefusedPhoto(BaseModel):
+    photo: str = Field(description="the uploaded file's name")
+    reason: str
+
+
+class EnrolRefusedOut(BaseModel):
+    """A refused enrolment: nothing was stored."""
+
+    detail: str
+    refused: list[RefusedPhoto]
+
+
+class FormErrorOut(BaseModel):
+    """The form itself is invalid (a field missing or malformed); nothing was read."""
+
+    detail: str
+    errors: list[dict[str, Any]] = []

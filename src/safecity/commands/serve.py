@@ -1,0 +1,74 @@
+"""``safecity serve``: the operator console and REST API (and, with a config, its cameras)."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from safecity.commands.common import err, out, state
+
+
+def serve_cmd(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (default: config api.host)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: config api.port, 8080)")] = None,
+    cameras: Annotated[
+        bool,
+        typer.Option(
+            "--cameras/--no-cameras",
+            help="also run the config's cameras here, with live view (default when a config "
+            "lists cameras); --no-cameras when 'safecity run' analyses them elsewhere",
+        ),
+    ] = True,
+) -> None:
+    """Serve the console and the API under /api/v1 (sign in with a 'safecity user add' user)."""
+    import uvicorn
+
+    from safecity.access.users import count_users
+    from safecity.api.app import create_app
+    from safecity.api.context import ApiContext
+    from safecity.api.live import LiveHub
+    from safecity.runtime.service import CameraService
+
+    config = state.config()
+    store = state.store()
+    host = host or config.api.host
+    port = port or config.api.port
+    if count_users(store) == 0:
+        err.print(
+            "note: no users yet; create the first admin with: safecity user add NAME --role admin"
+        )
+    run_cameras = cameras and any(c.enabled for c in config.cameras)
+    live = LiveHub(config.api.live_fps) if run_cameras else None
+    service = CameraService(
+        store,
+        config,
+        state.signer(),
+        run_cameras=run_cameras,
+        on_frame=live.publish if live is not None else None,
+    )
+    ctx = ApiContext(config, store, live=live)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(ctx), host=host, port=port, log_level="info", access_log=False)
+    )
+    service.start()
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    cameras_here = (
+        f"{len(service.cameras)} camera(s) run here" if run_cameras else "no cameras here"
+    )
+    out.print(f"safecity console on http://{shown}:{port}/ ({cameras_here}); Ctrl-C stops")
+    # uvicorn handles Ctrl-C and SIGTERM, then raises the signal again for the handler it
+    # found: ours, which only asks the cameras to stop, so the stop below always runs.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: service.stop_event.set())
+    try:
+        server.run()
+    finally:
+        service.stop()
+    failed = service.failed_cameras()
+    if failed:
+        err.print(f"error: camera(s) failed: {', '.join(failed)}")
+        raise typer.Exit(2)

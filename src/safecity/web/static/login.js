@@ -1,0 +1,40 @@
+/* safecity console — sign-in page (/login).
+ *
+ * data-testid: login-form, login-username (id username), login-password (id password),
+ * login-submit, error.
+ * The form's data-next is where to go after signing in (a local path, checked by the
+ * server and again here).
+ */
+(function () {
+  'use strict';
+  var form = document.getElementById('login-form');
+  var submit = document.getElementById('login-submit');
+
+  function safeNext(target) {
+    if (!target || target.charAt(0) !== '/' || target.charAt(1) === '/' ||
+        target.indexOf('\\') !== -1 || /[\u0000-\u001f\u007f]/.test(target)) {
+      return '/';
+    }
+    return target;
+  }
+
+  form.addEventListener('submit', SC.guarded(submit, function () {
+    var username = form.elements.username.value.trim();
+    var password = form.elements.password.value;
+    if (!username || !password) {
+      SC.showError('enter your user name and password');
+      return null;
+    }
+    return SC.api('/api/v1/auth/login', {
+      method: 'POST',
+      json: { username: username, password: password },
+      signIn: false
+    }).then(function () {
+      location.assign(safeNext(form.dataset.next));
+    }, function (err) {
+      form.elements.password.value = '';
+      form.elements.password.focus();
+      throw err;
+    });
+  }));
+})();

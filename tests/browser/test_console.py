@@ -1,0 +1,161 @@
+"""The console in Debian's Chromium: what an operator, two reviewers and a viewer do.
+
+Each test leaves a screenshot in test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import cv2
+from conftest import Console, sign_in
+from governance.governance_support import make_event
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from safecity.events import Event
+from safecity.identity.enrol import enroll
+from safecity.store.schema import EventRecord, Person
+from safecity.store.sink import StoreSink
+from safecity.vision.embedder import make_embedder
+from safecity.vision.faces import FaceDetector
+from safecity.vision.types import Match
+
+
+def test_an_operator_signs_in_and_sees_the_events_of_the_sample_video(
+    browser, console: Console, screenshots
+) -> None:
+    page = sign_in(browser, console, "olga")
+    # The camera grid: the sample video's camera, its last frame with boxes drawn.
+    tile = page.locator('[data-testid="camera-tile"][data-camera="vtest"]')
+    expect(tile).to_be_visible()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=camera-tile] img')]"
+        ".some(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.screenshot(path=screenshots / "camera-grid.png")
+
+    page.click('[data-testid="nav-events"]')
+    rows = page.locator('[data-testid="event-row"]')
+    expect(rows.first).to_be_visible()
+    assert rows.count() == min(50, console.events)
+    with console.store.transaction() as session:
+        newest = session.scalar(
+            select(EventRecord.id).order_by(EventRecord.started_at.desc(), EventRecord.id.desc())
+        )
+    assert rows.first.get_attribute("data-event-id") == str(newest)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=event-thumb]');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    page.screenshot(path=screenshots / "events.png", full_page=False)
+
+    # Filter by label: only the matching rows stay.
+    page.select_option('[data-testid="filter-label"]', "car") if page.locator(
+        '[data-testid="filter-label"] option[value="car"]'
+    ).count() else page.fill('[data-testid="filter-label"]', "car")
+    page.click('[data-testid="filter-apply"]')
+    page.wait_for_load_state("networkidle")
+    with console.store.transaction() as session:
+        cars = len(session.scalars(select(EventRecord.id).where(EventRecord.label == "car")).all())
+    expect(page.locator('[data-testid="event-row"]')).to_have_count(min(cars, 50))
+
+    page.goto(f"{console.url}/events/{newest}")
+    expect(page.locator('[data-testid="event-snapshot"]')).to_be_visible()
+    page.screenshot(path=screenshots / "event-detail.png")
+    page.context.close()
+
+
+def test_an_operator_enrols_a_person_by_upload_and_a_bad_photo_is_refused_with_why(
+    browser, console: Console, screenshots
+) -> None:
+    images = console.data_dir / "images"
+    page = sign_in(browser, console, "olga")
+    page.goto(f"{console.url}/watchlists")
+    expect(page.locator('[data-testid="watchlist-row"]').first).to_be_visible()
+    page.screenshot(path=screenshots / "watchlists.png")
+    page.locator('[data-testid="watchlist-link"]').first.click()
+
+    page.fill('[data-testid="enrol-name"]', "Barack Obama")
+    page.set_input_files('[data-testid="enrol-photos"]', [str(images / "obama.jpg")])
+    page.click('[data-testid="enrol-submit"]')
+    person = page.locator('[data-testid="person-row"]', has_text="Barack Obama")
+    expect(person).to_be_visible()
+    expect(person.locator('[data-testid="person-photo"]')).to_be_visible()
+
+    page.fill('[data-testid="enrol-name"]', "Nobody")
+    page.set_input_files('[data-testid="enrol-photos"]', [str(images / "licenseplate_motion.jpg")])
+    page.click('[data-testid="enrol-submit"]')
+    refused = page.locator('[data-testid="refused-photo"]')
+    expect(refused).to_contain_text("licenseplate_motion.jpg")
+    expect(refused).to_contain_text("no face")
+    page.screenshot(path=screenshots / "enrolment.png", full_page=True)
+    with console.store.transaction() as session:
+        names = set(session.scalars(select(Person.name)))
+    assert "Barack Obama" in names and "Nobody" not in names
+    page.context.close()
+
+
+def _candidate(console: Console) -> int:
+    """Joe Biden enrolled by olga from one photo; a candidate match of him on camera vtest."""
+    images = console.data_dir / "images"
+    result = enroll(
+        console.store,
+        "wanted",
+        "Joe Biden",
+        [images / "biden.jpg"],
+        detector=FaceDetector(console.config.faces),
+        embedder=make_embedder(console.config.embedder),
+        by="olga",
+    )
+    probe = cv2.imread(str(images / "biden.jpg"))
+    now = datetime.now(UTC)
+    match = Match(result.person_id, "Joe Biden", console.watchlist_id, "wanted", 0.96, 0.2)
+    event: Event = make_event(probe, camera="vtest", start=now, match=match)
+    return StoreSink(console.store).write(event)
+
+
+def test_two_reviewers_confirm_a_candidate_match(browser, console: Console, screenshots) -> None:
+    event_id = _candidate(console)
+    card = f'[data-testid="review-card"][data-event-id="{event_id}"]'
+
+    rita = sign_in(browser, console, "rita")
+    rita.goto(f"{console.url}/review")
+    expect(rita.locator(card)).to_be_visible()
+    expect(rita.locator(f'{card} [data-testid="review-enrolled"]')).to_be_visible()
+    expect(rita.locator(f'{card} [data-testid="review-probe"]')).to_be_visible()
+    rita.screenshot(path=screenshots / "review-queue.png", full_page=True)
+    rita.click(f'{card} [data-testid="review-confirm"]')
+    expect(rita.locator(f'{card} [data-testid="review-confirmations"]')).to_contain_text("1 of 2")
+
+    remy = sign_in(browser, console, "remy")
+    remy.goto(f"{console.url}/review")
+    expect(remy.locator(card)).to_be_visible()
+    remy.click(f'{card} [data-testid="review-confirm"]')
+    remy.wait_for_timeout(500)
+    with console.store.transaction() as session:
+        status = session.scalar(select(EventRecord.match_status).where(EventRecord.id == event_id))
+    assert status == "confirmed"
+    remy.goto(f"{console.url}/events/{event_id}")
+    expect(remy.locator('[data-testid="match-status"]')).to_contain_text("confirmed")
+    remy.screenshot(path=screenshots / "confirmed-match.png", full_page=True)
+    rita.context.close()
+    remy.context.close()
+
+
+def test_a_viewer_gets_403_on_watchlists_and_sees_no_identities(
+    browser, console: Console, screenshots
+) -> None:
+    page = sign_in(browser, console, "vic")
+    expect(page.locator('[data-testid="nav-watchlists"]')).to_have_count(0)
+    response = page.goto(f"{console.url}/watchlists")
+    assert response is not None and response.status == 403
+    expect(page.locator('[data-testid="error"]')).to_contain_text(
+        "your role (viewer) may not view watchlists and authorisations"
+    )
+    page.screenshot(path=screenshots / "viewer-403.png")
+    api = page.request.get(f"{console.url}/api/v1/watchlists")
+    assert api.status == 403
+    events = page.request.get(f"{console.url}/api/v1/events?limit=500").json()["items"]
+    assert events and all(e["match"] is None for e in events)
+    page.context.close()
