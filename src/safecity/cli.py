@@ -542,6 +542,10 @@ def demo_cmd(
     state.signer().sign(state.store())
     verified = state.signer().verify(state.store())
     out.print(verified.format(), markup=False, highlight=False)
+    out.print(
+        "see these events in the console: safecity user add NAME --role admin, "
+        "then safecity serve (http://127.0.0.1:8080/)"
+    )
 
 
 # -- evaluation and benchmarks -------------------------------------------------------
