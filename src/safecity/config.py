@@ -213,7 +213,10 @@ class ApiConfig(_Section):
         12.0, gt=0, description="and at the latest this long after login"
     )
     login_max_failures: int = Field(
-        5, ge=1, description="failed logins for one user name within the window before it locks"
+        5, ge=1, description="failed logins for a user name from one address before it locks"
+    )
+    login_user_max_failures: int = Field(
+        50, ge=1, description="failed logins for a user name from all addresses before it locks"
     )
     login_ip_max_failures: int = Field(
         20, ge=1, description="failed logins from one address within the window before it locks"
@@ -221,6 +224,10 @@ class ApiConfig(_Section):
     login_window_minutes: float = Field(15.0, gt=0)
     max_upload_mb: float = Field(10.0, gt=0, le=100, description="largest photo accepted")
     live_fps: float = Field(4.0, gt=0, le=25, description="frame rate of the live view")
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="reverse proxies whose X-Forwarded-For names the client (for limits, audit)",
+    )
 
 
 class SafecityConfig(_Section):

@@ -41,7 +41,7 @@ def test_auditors_read_the_logins_of_this_test(app: FastAPI, api_store: Store) -
     assert logins["next_cursor"] is None
     newest = logins["items"][0]
     assert newest["actor"] == "aude" and newest["action"] == "auth.login"
-    assert newest["origin"] == "api aude@testclient (login)"
+    assert newest["origin"] == "api testclient (login)"
     assert len(newest["hash"]) == 64 and newest["details"]["ip"] == "testclient"
 
     prefix = auditor.get(f"{API}/audit", params={"action": "auth."}).json()["items"]

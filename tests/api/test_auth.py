@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from api_support import PASSWORD, signed_in
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from safecity.access.sessions import create_token
+from safecity.access.sessions import LoginError, create_token, login
 from safecity.governance.audit import list_records
 from safecity.store import Store
 
@@ -36,12 +37,17 @@ def test_login_sets_an_httponly_strict_cookie_and_is_audited(
     assert me["username"] == "olga" and me["csrf_token"] == response.json()["csrf_token"]
     logins = [r for r in list_records(api_store) if r.action == "auth.login"]
     assert [r.object for r in logins] == ["olga"]
-    assert logins[0].origin == "api olga@testclient (login)"
+    assert logins[0].actor == "olga" and logins[0].origin == "api testclient (login)"
 
 
 def test_a_state_change_with_the_cookie_needs_the_csrf_token(app: FastAPI) -> None:
     client = signed_in(app, "ada")
-    body = {"username": "newbie", "password": "a long password", "role": "viewer"}
+    body = {
+        "username": "newbie",
+        "password": "a long password",
+        "role": "viewer",
+        "cameras": ["gate-1"],
+    }
     csrf = client.headers.pop("X-CSRF-Token")
     refused = client.post("/api/v1/users", json=body)
     assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
@@ -65,6 +71,8 @@ def test_wrong_passwords_are_audited_then_rate_limited(
     assert actions.count("auth.login_locked") == 1
     failed = next(r for r in list_records(api_store) if r.action == "auth.login_failed")
     assert failed.details == {"ip": "testclient", "reason": "wrong password"}
+    # Nobody was signed in: the failure is not put on vic's account.
+    assert failed.actor == "anonymous" and failed.object == "vic"
     assert "nope" not in str([r.details for r in list_records(api_store)])
 
 
@@ -74,7 +82,7 @@ def test_api_tokens_authenticate_machines_and_can_be_revoked(
     text, info = create_token(api_store, "aude", "siem export", by="ada")
     headers = {"Authorization": f"Bearer {text}"}
     me = anonymous.get("/api/v1/auth/me", headers=headers)
-    assert me.status_code == 200 and me.json()["via"] == "token siem export"
+    assert me.status_code == 200 and me.json()["via"] == "token siem export by ada"
     # A token needs no CSRF header: it is not sent by browsers on their own.
     admin = signed_in(app, "ada")
     assert admin.delete(f"/api/v1/tokens/{info.id}").status_code == 204
@@ -120,3 +128,43 @@ def test_a_malformed_request_gets_one_sentence(app: FastAPI) -> None:
     schema = admin.get("/api/v1/openapi.json").json()
     error = schema["components"]["schemas"]["HTTPValidationError"]
     assert error["properties"]["detail"]["type"] == "string"
+
+
+def test_a_lock_from_one_address_does_not_lock_the_user_out_elsewhere(
+    ctx, api_store: Store
+) -> None:
+    policy = ctx.config.api
+    for _ in range(policy.login_max_failures):
+        with pytest.raises(LoginError, match="wrong user name or password"):
+            login(api_store, "rita", "guess", ip="203.0.113.9", policy=policy)
+    with pytest.raises(LoginError, match="too many failed logins") as locked:
+        login(api_store, "rita", PASSWORD, ip="203.0.113.9", policy=policy)
+    assert locked.value.retry_after_s and locked.value.retry_after_s <= 15 * 60
+    # Rita at her own desk still gets in.
+    signed = login(api_store, "rita", PASSWORD, ip="10.1.2.3", policy=policy)
+    assert signed.principal.username == "rita"
+    # Many addresses guessing one name lock it everywhere, at the higher limit.
+    policy = policy.model_copy(update={"login_user_max_failures": 8})
+    for n in range(3):
+        with pytest.raises(LoginError):
+            login(api_store, "rita", "guess", ip=f"198.51.100.{n}", policy=policy)
+    with pytest.raises(LoginError, match="too many failed logins"):
+        login(api_store, "rita", PASSWORD, ip="10.1.2.3", policy=policy)
+
+
+def test_the_last_admin_stays_and_grants_are_explicit(app: FastAPI) -> None:
+    admin = signed_in(app, "ada")
+    demoted = admin.patch("/api/v1/users/ada", json={"role": "viewer"})
+    assert demoted.status_code == 400
+    assert demoted.json()["detail"] == "ada is the last admin; make another admin first"
+    assert admin.patch("/api/v1/users/ada", json={"disabled": True}).status_code == 400
+    body = {"username": "nogrant", "password": "a long password", "role": "operator"}
+    refused = admin.post("/api/v1/users", json=body)
+    assert refused.status_code == 400 and "name the cameras" in refused.json()["detail"]
+    bad = admin.post("/api/v1/users", json=body | {"cameras": ["x" * 200]})
+    assert bad.status_code == 422
+    second = admin.post(
+        "/api/v1/users", json=body | {"username": "boss", "role": "admin", "cameras": None}
+    )
+    assert second.status_code == 201
+    assert admin.patch("/api/v1/users/ada", json={"role": "viewer"}).status_code == 200

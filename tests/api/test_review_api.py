@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from api_support import signed_in
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from governance.governance_support import make_event, stored_match
 from sqlalchemy import select
 
+from safecity.access.sessions import create_token
 from safecity.governance.audit import list_records
 from safecity.governance.clock import ManualClock
 from safecity.store import Store
@@ -150,6 +152,20 @@ def test_who_may_not_review(
     assert _decide(rita, 999_999, "confirm").status_code == 404
     assert rita.post(f"{API}/review/{m.event_id}", json={"decision": "maybe"}).status_code == 422
 
+    # A token for remy, made by an admin, would let the admin confirm as remy: refused.
+    token, _ = create_token(api_store, "remy", "script", by="ada")
+    by_token = TestClient(app).post(
+        f"{API}/review/{m.event_id}",
+        json={"decision": "confirm"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert by_token.status_code == 403
+    assert "signed in to the console, not a token" in by_token.json()["detail"]
+    assert _row(api_store, m.event_id).match_status == "candidate"
+    # Looking at the queue is on record, with what was shown.
+    seen = [r for r in list_records(api_store) if r.action == "search.review_queue"]
+    assert seen and seen[0].actor == "rita" and seen[0].details["events"] == [m.event_id]
+
 
 def test_the_queue_shows_only_granted_cameras_and_pages(
     app: FastAPI, api_store: Store, clock: ManualClock, portrait: np.ndarray
@@ -170,11 +186,9 @@ def test_the_queue_shows_only_granted_cameras_and_pages(
     rest = rita.get(f"{API}/review/queue", params={"limit": 2, "cursor": first["next_cursor"]})
     assert [c["event_id"] for c in rest.json()["items"]] == ids["gate-1"][2:]
     assert rest.json()["next_cursor"] is None
-    # A full page gives a cursor past the last candidate it took; what follows may be empty.
+    # A page that takes the last candidate says so, even when it is exactly full.
     full = rita.get(f"{API}/review/queue", params={"limit": 3}).json()
-    assert len(full["items"]) == 3
-    after = rita.get(f"{API}/review/queue", params={"cursor": full["next_cursor"]}).json()
-    assert after == {"items": [], "next_cursor": None}
+    assert len(full["items"]) == 3 and full["next_cursor"] is None
 
     hidden = ids["square"][0]
     response = _decide(rita, hidden, "confirm")

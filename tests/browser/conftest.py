@@ -12,12 +12,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from browser_support import PASSWORD, Console
 from governance.governance_support import authorised_watchlist
 
 from safecity.config import CameraConfig, SafecityConfig
@@ -25,7 +25,6 @@ from safecity.governance.clock import ManualClock
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery"
 USERS = {
     "ada": ("admin", None),
     "olga": ("operator", ["*"]),
@@ -47,16 +46,6 @@ def screenshots() -> Path:
     folder = root / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@dataclass
-class Console:
-    url: str
-    store: object
-    config: SafecityConfig
-    events: int
-    data_dir: Path
-    watchlist_id: int
 
 
 def _free_port() -> int:
@@ -150,15 +139,3 @@ def browser() -> Iterator[object]:
         )
         yield browser
         browser.close()
-
-
-def sign_in(browser, console: Console, username: str):
-    """A fresh browser context signed in through the login page; returns the page."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.goto(f"{console.url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import cv2
-from conftest import Console, sign_in
+from browser_support import Console, sign_in
 from governance.governance_support import make_event
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -132,7 +132,8 @@ def test_two_reviewers_confirm_a_candidate_match(browser, console: Console, scre
     remy.goto(f"{console.url}/review")
     expect(remy.locator(card)).to_be_visible()
     remy.click(f'{card} [data-testid="review-confirm"]')
-    remy.wait_for_timeout(500)
+    # Decided: the card leaves the queue; the database says confirmed.
+    expect(remy.locator(card)).to_have_count(0, timeout=15_000)
     with console.store.transaction() as session:
         status = session.scalar(select(EventRecord.match_status).where(EventRecord.id == event_id))
     assert status == "confirmed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -105,6 +106,10 @@ def test_serve_answers_healthz_signs_in_a_user_and_stops_cleanly(tmp_path: Path)
     assert "Traceback" not in errors
     trail = safecity(tmp_path, "audit", "list", "--json").stdout
     assert "auth.login" in trail
-    # The server signed the chain head on its way out: verify checks it.
+    # The server signed the chain head on its way out: the last signed head is the last
+    # record (the login), and verify checks the chain against it.
+    records = json.loads(trail)
+    heads = (tmp_path / "data" / "audit" / "signed-heads.jsonl").read_text().splitlines()
+    assert json.loads(heads[-1])["id"] == max(r["id"] for r in records)
     verified = safecity(tmp_path, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -209,3 +209,20 @@ def test_upgrading_a_0001_store_keeps_rows_and_asks_for_approval(
         match_status = session.execute(text("SELECT match_status FROM events")).scalar_one()
     assert (status, scope, match_status) == ("proposed", "gate-1", "candidate")
     store.close()
+
+
+def test_a_value_the_database_refuses_is_a_value_error_not_an_outage(store: Store) -> None:
+    from safecity.store.db import StoreValueError
+    from safecity.store.schema import LoginFailure
+
+    too_long = "x" * 200  # the column holds 128 (PostgreSQL checks; SQLite keeps it)
+    for name in ("nul\x00byte", too_long):
+        try:
+            with store.transaction(write=True) as session:
+                session.add(LoginFailure(username=name, ip="1.2.3.4", at=datetime.now(UTC)))
+        except StoreValueError as error:
+            assert store.engine.dialect.name == "postgresql"
+            assert str(error).startswith("the database refused a value")
+            assert "127.0.0.1" not in str(error)
+        else:
+            assert store.engine.dialect.name == "sqlite"

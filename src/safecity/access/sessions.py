@@ -54,10 +54,36 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _failures(session: Session, column, value: str, since: datetime) -> tuple[int, datetime | None]:
-    query = select(func.count(), func.max(LoginFailure.at))
-    count, last = session.execute(query.where(column == value, LoginFailure.at >= since)).one()
+def _failures(session: Session, since: datetime, *conditions) -> tuple[int, datetime | None]:
+    query = select(func.count(), func.max(LoginFailure.at)).where(LoginFailure.at >= since)
+    count, last = session.execute(query.where(*conditions)).one()
     return int(count or 0), last
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Failed logins within the window: for this name from this address, for the name
+    from anywhere (a spread-out guessing attack), and from this address (one guesser)."""
+
+    pair: int
+    name: int
+    address: int
+    last: datetime | None
+
+    def locked(self, policy: ApiConfig) -> bool:
+        return (
+            self.pair >= policy.login_max_failures
+            or self.name >= policy.login_user_max_failures
+            or self.address >= policy.login_ip_max_failures
+        )
+
+
+def _counts(session: Session, username: str, ip: str, since: datetime) -> _Counts:
+    pair, last = _failures(session, since, LoginFailure.username == username, LoginFailure.ip == ip)
+    name, last_name = _failures(session, since, LoginFailure.username == username)
+    address, last_ip = _failures(session, since, LoginFailure.ip == ip)
+    times = [t for t in (last, last_name, last_ip) if t is not None]
+    return _Counts(pair, name, address, max(times) if times else None)
 
 
 def login(
@@ -69,66 +95,46 @@ def login(
     policy: ApiConfig,
     clock: Clock = SYSTEM_CLOCK,
 ) -> SignedIn:
-    """Check the password and open a session, or raise :class:`LoginError`."""
+    """Check the password and open a session, or raise :class:`LoginError`.
+
+    A name is locked per address (``login_max_failures``), so a stranger cannot
+    lock a colleague out from elsewhere, and across addresses only at the far
+    higher ``login_user_max_failures``. The password is checked outside any write
+    transaction (argon2 takes a while; the pipeline's writes must not wait).
+    """
     now = clock.now()
     window = timedelta(minutes=policy.login_window_minutes)
     username = username[:128]
-    with store.transaction(write=True) as session:
-        # Old failures are of no further use: they go as new ones come.
-        session.execute(delete(LoginFailure).where(LoginFailure.at < now - window))
-        by_name, last_name = _failures(session, LoginFailure.username, username, now - window)
-        by_ip, last_ip = _failures(session, LoginFailure.ip, ip, now - window)
-        if by_name >= policy.login_max_failures or by_ip >= policy.login_ip_max_failures:
-            last = max(t for t in (last_name, last_ip) if t is not None)
-            wait = max(1, int((last + window - now).total_seconds()))
-            minutes = -(-wait // 60)
-            raise LoginError(
-                f"too many failed logins for this user name or address; "
-                f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
-                retry_after_s=wait,
-            )
+    ip = ip[:64]
+    with store.transaction() as session:
+        counts = _counts(session, username, ip, now - window)
         user = _find(session, username)
-        ok = password_matches(user.password_hash if user else None, password)
-        reason = (
-            "unknown user"
-            if user is None
-            else "wrong password"
-            if not ok
-            else "account disabled"
-            if user.disabled
-            else ""
+        user_id = user.id if user else None
+        password_hash = user.password_hash if user else None
+        disabled = bool(user and user.disabled)
+    if counts.locked(policy):
+        assert counts.last is not None
+        wait = max(1, int((counts.last + window - now).total_seconds()))
+        minutes = -(-wait // 60)
+        raise LoginError(
+            f"too many failed logins for this user name or address; "
+            f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
+            retry_after_s=wait,
         )
-        if reason:
-            session.add(LoginFailure(username=username, ip=ip, at=now))
-            audit.append(
-                session,
-                at=now,
-                actor=username if user is not None else audit.SYSTEM_ACTOR,
-                action="auth.login_failed",
-                object=username,
-                purpose="access-control",
-                details={"ip": ip, "reason": reason},
-            )
-            locks_now = by_name + 1 == policy.login_max_failures
-            if locks_now or by_ip + 1 == policy.login_ip_max_failures:
-                audit.append(
-                    session,
-                    at=now,
-                    actor=audit.SYSTEM_ACTOR,
-                    action="auth.login_locked",
-                    object=username,
-                    purpose="access-control",
-                    details={
-                        "ip": ip,
-                        "failures_for_user": by_name + 1,
-                        "failures_from_ip": by_ip + 1,
-                        "minutes": policy.login_window_minutes,
-                    },
-                )
+    ok = password_matches(password_hash, password)
+    reason = (
+        "unknown user"
+        if user_id is None
+        else "wrong password"
+        if not ok
+        else "account disabled"
+        if disabled
+        else ""
+    )
     if reason:
-        # Raised after the transaction committed, so the failure stays on record.
+        _record_failure(store, username, ip, reason, now, window, policy)
         raise LoginError(_BAD_LOGIN)
-    assert user is not None
+    assert user_id is not None
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = now + timedelta(hours=policy.session_max_hours)
     with store.transaction(write=True) as session:
@@ -136,26 +142,77 @@ def login(
         session.add(
             LoginSession(
                 token_hash=_digest(token),
-                user_id=user.id,
+                user_id=user_id,
                 csrf_token=csrf,
                 created_at=now,
                 last_seen_at=now,
                 expires_at=expires,
-                ip=ip[:64],
+                ip=ip,
             )
         )
         audit.append(
             session,
             at=now,
-            actor=user.username,
+            actor=username,
             action="auth.login",
-            object=user.username,
+            object=username,
             purpose="access-control",
             details={"ip": ip},
         )
-        info = user_by_id(session, user.id)
+        info = user_by_id(session, user_id)
     assert info is not None
     return SignedIn(token, csrf, info.principal(), expires)
+
+
+#: The actor of a failed login: nobody was authenticated (the name tried is the object).
+ANONYMOUS = "anonymous"
+
+
+def _record_failure(
+    store: Store,
+    username: str,
+    ip: str,
+    reason: str,
+    now: datetime,
+    window: timedelta,
+    policy: ApiConfig,
+) -> None:
+    with store.transaction(write=True) as session:
+        # Old failures are of no further use: they go as new ones come.
+        session.execute(delete(LoginFailure).where(LoginFailure.at < now - window))
+        session.add(LoginFailure(username=username, ip=ip, at=now))
+        session.flush()
+        counts = _counts(session, username, ip, now - window)
+        audit.append(
+            session,
+            at=now,
+            actor=ANONYMOUS,
+            action="auth.login_failed",
+            object=username,
+            purpose="access-control",
+            details={"ip": ip, "reason": reason},
+        )
+        # One lock record when a limit is reached, not one per refused try after it.
+        if (
+            counts.pair == policy.login_max_failures
+            or counts.name == policy.login_user_max_failures
+            or counts.address == policy.login_ip_max_failures
+        ):
+            audit.append(
+                session,
+                at=now,
+                actor=audit.SYSTEM_ACTOR,
+                action="auth.login_locked",
+                object=username,
+                purpose="access-control",
+                details={
+                    "ip": ip,
+                    "failures_for_user_from_ip": counts.pair,
+                    "failures_for_user": counts.name,
+                    "failures_from_ip": counts.address,
+                    "minutes": policy.login_window_minutes,
+                },
+            )
 
 
 def resolve_session(
@@ -320,13 +377,15 @@ def resolve_token(store: Store, text: str, *, clock: Clock = SYSTEM_CLOCK) -> Pr
         info = user_by_id(session, row.user_id)
         if info is None or info.disabled:
             return None
-        name, stale = row.name, row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY
+        name, creator = row.name, row.created_by
+        stale = row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY
     if stale:
         with store.transaction(write=True) as session:
             touched = session.get(ApiToken, int(ident))
             if touched is not None:
                 touched.last_used_at = now
-    return info.principal(via=f"token {name}")
+    # Whoever made the token is part of every origin it leaves in the audit trail.
+    return info.principal(via=f"token {name} by {creator}")
 
 
 __all__ = [

@@ -115,9 +115,13 @@ def create_user(
     display_name: str = "",
     clock: Clock = SYSTEM_CLOCK,
 ) -> UserInfo:
-    """Create an account; ``cameras`` None or ``["*"]`` grants every camera."""
+    """Create an account; ``["*"]`` grants every camera (None too, for an admin only)."""
     check_username(username)
     check_password(password, username)
+    if cameras is None and role is not Role.ADMIN:
+        raise UserError(
+            "name the cameras this user may see (or '*' for all); only admins see all by default"
+        )
     all_cameras, names = _grants(cameras)
     now = clock.now()
     with store.transaction(write=True) as session:
@@ -167,6 +171,7 @@ def update_user(
     now = clock.now()
     with store.transaction(write=True) as session:
         user = _require(session, username)
+        was_admin = user.role == Role.ADMIN.value and not user.disabled
         changes: dict[str, object] = {}
         if role is not None and role.value != user.role:
             changes["role"] = role.value
@@ -179,6 +184,14 @@ def update_user(
         if disabled is not None and disabled != user.disabled:
             user.disabled = disabled
             changes["disabled"] = disabled
+        if was_admin and (user.role != Role.ADMIN.value or user.disabled):
+            others = session.scalar(
+                select(func.count())
+                .select_from(User)
+                .where(User.role == Role.ADMIN.value, User.disabled.is_(False), User.id != user.id)
+            )
+            if not others:
+                raise UserError(f"{username} is the last admin; make another admin first")
         if disabled:
             from safecity.access.sessions import end_sessions_of
 

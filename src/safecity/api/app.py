@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from safecity import __version__
 from safecity.api.context import ApiContext
 from safecity.api.errors import install_error_handlers
+from safecity.api.guard import MEGABYTE, RequestGuard
 from safecity.api.routers import (
     audit,
     auth,
@@ -26,15 +26,6 @@ from safecity.api.routers import (
 from safecity.api.routers.watchlists import MAX_PHOTOS
 
 API_PREFIX = "/api/v1"
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
-    ),
-}
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -54,38 +45,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    megabyte = 1024 * 1024
     # Enrolment takes up to MAX_PHOTOS photos of max_upload_mb each (checked one by one
-    # there); every other request is small JSON. Bigger bodies are refused unread.
-    upload_limit = int(MAX_PHOTOS * ctx.config.api.max_upload_mb * megabyte) + 64 * 1024
-    json_limit = megabyte
-
-    @app.middleware("http")
-    async def _guard(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length", "")
-        limit = upload_limit if request.url.path.endswith("/persons") else json_limit
-        if length.isdigit() and int(length) > limit:
-            return JSONResponse(
-                {
-                    "detail": f"the request is too large ({int(length) / megabyte:.1f} MB); "
-                    f"the limit is {limit / megabyte:.1f} MB"
-                },
-                status_code=413,
-            )
-        response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith(API_PREFIX):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    # there); every other request is small JSON.
+    app.add_middleware(
+        RequestGuard,
+        upload_limit=int(MAX_PHOTOS * ctx.config.api.max_upload_mb * MEGABYTE) + 64 * 1024,
+        json_limit=MEGABYTE,
+        upload_suffix="/persons",
+    )
     _one_sentence_validation_errors(app)
     app.include_router(system.router)
     for module in (auth, users, cameras, events, stream, watchlists, review, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     from safecity.web import pages
 
-    pages.install(app) if hasattr(pages, "install") else app.include_router(pages.router)
+    pages.install(app)
     return app
 
 

@@ -10,8 +10,8 @@ address become the audit origin of whatever the request does.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,7 @@ from safecity.access.sessions import resolve_session, resolve_token
 from safecity.api.context import ApiContext
 from safecity.governance.audit import ORIGIN
 
+T = TypeVar("T")
 SESSION_COOKIE = "safecity_session"
 CSRF_COOKIE = "safecity_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -71,6 +72,14 @@ async def authenticate(request: Request) -> Principal | None:
         if not hmac.compare_digest(sent.encode(), csrf.encode()):
             raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header; reload the page")
     return principal
+
+
+async def still_signed_in(request: Request) -> Principal | None:
+    """For long streams and pages: the principal now, or None (signed out, ended, no cookie)."""
+    try:
+        return await authenticate(request)
+    except HTTPException:
+        return None
 
 
 async def current_principal(request: Request) -> Principal:
@@ -132,8 +141,11 @@ class PageParams:
         """For lists paged by id, newest first: the cursor is the id to continue below."""
         return self.offset if self.cursor else None
 
-    def next_offset(self, got: int) -> str | None:
-        return str(self.offset + got) if got == self.limit else None
+    def cut(self, rows: Sequence[T]) -> tuple[list[T], str | None]:
+        """This page of ``rows`` (read from ``offset``, at least ``limit + 1`` of them when
+        there are more), and the cursor of the next page: None on the last one."""
+        more = len(rows) > self.limit
+        return list(rows[: self.limit]), str(self.offset + self.limit) if more else None
 
 
 Page = Annotated[PageParams, Depends()]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from safecity.errors import SafecityError
-from safecity.store.db import StoreError
+from safecity.store.db import StoreError, StoreValueError
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +35,24 @@ def validation_sentence(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
 
 
+def _itemised(exc: RequestValidationError) -> list[dict]:
+    """Where and what, without echoing the input (a password, a whole body, bad unicode)."""
+    return [
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": e.get("type", ""),
+        }
+        for e in exc.errors()
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # One sentence for people; the itemised problems for programs.
         return JSONResponse(
-            {"detail": validation_sentence(exc), "errors": jsonable_encoder(exc.errors())},
+            {"detail": validation_sentence(exc), "errors": _itemised(exc)},
             status_code=422,
         )
 
@@ -53,11 +64,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(StoreValueError)
+    async def _value(_: Request, exc: StoreValueError) -> JSONResponse:
+        return JSONResponse({"detail": f"a value was refused: {exc}"}, status_code=400)
+
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        # Where the database lives is for the log, not for whoever asked.
         log.error("database error: %s", exc)
         return JSONResponse(
-            {"detail": f"the database is unavailable: {exc}"},
+            {"detail": "the database is unavailable; try again shortly"},
             status_code=503,
             headers={"Retry-After": "5"},
         )

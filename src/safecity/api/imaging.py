@@ -3,15 +3,14 @@
 Stored snapshots already have every face but a matched one pixelated (DESIGN.md
 invariant 3). A viewer sees no face at all: :func:`viewer_snapshot` runs the
 redaction face detector over the stored image and pixelates every face it
-finds, and for a matched event also the band where the matched person's head
-is (the crop's top), in case the detector misses that face.
+finds, and also the band where a person's head is (the crop's top), in case the
+detector misses a face. The band is hidden on every snapshot alike, so that
+its presence does not tell a viewer which events matched.
 
 >>> image = np.zeros((120, 80, 3), np.uint8)
 >>> decode_jpeg(encode_jpeg(image)).shape
 (120, 80, 3)
->>> downscale(np.zeros((1080, 1920, 3), np.uint8)).shape
-(540, 960, 3)
->>> matched_head_band(100, 80).tolist()
+>>> head_band(100, 80).tolist()
 [[0.0, 0.0, 80.0, 40.0]]
 """
 
@@ -36,7 +35,9 @@ JPEG_QUALITY = 85
 HEAD_BAND = 0.4
 
 # The face detector is not documented as thread-safe: one image at a time.
-_DETECT_LOCK = threading.Lock()
+#: YuNet (OpenCV) sessions are not safe to share between threads: every redaction here
+#: and in the live view takes this lock.
+DETECT_LOCK = threading.Lock()
 
 
 def decode_jpeg(data: bytes) -> np.ndarray | None:
@@ -54,31 +55,20 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return encoded.tobytes()
 
 
-def downscale(image: np.ndarray, max_width: int = MAX_WIDTH) -> np.ndarray:
-    """``image`` shrunk to at most ``max_width`` pixels wide (aspect kept); never enlarged."""
-    height, width = image.shape[:2]
-    if width <= max_width:
-        return image
-    size = (max_width, max(1, round(height * max_width / width)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def matched_head_band(height: int, width: int) -> np.ndarray:
-    """The top of a snapshot crop, where a matched person's head is."""
+def head_band(height: int, width: int) -> np.ndarray:
+    """The top of a snapshot crop, where a person's head is."""
     return np.array([[0, 0, width, round(height * HEAD_BAND)]], np.float32)
 
 
-def hide_every_face(image: np.ndarray, redactor: Any, *, matched: bool = False) -> np.ndarray:
-    """A copy of ``image`` with every face the redactor finds pixelated.
+def hide_every_face(image: np.ndarray, redactor: Any) -> np.ndarray:
+    """A copy of ``image`` with every face the redactor finds and the head band pixelated.
 
-    ``redactor`` is a :class:`~safecity.vision.redact.FaceRedactor`; ``matched``
-    also hides the head band of a matched event's snapshot.
+    ``redactor`` is a :class:`~safecity.vision.redact.FaceRedactor`.
     """
     height, width = image.shape[:2]
-    with _DETECT_LOCK:
+    with DETECT_LOCK:
         boxes = np.asarray(redactor.faces(image), np.float32).reshape(-1, 4)
-        if matched:
-            boxes = np.vstack([boxes, matched_head_band(height, width)])
+        boxes = np.vstack([boxes, head_band(height, width)])
         # Once more on the result: a face beside a mosaic can surface only then.
         if len(boxes):
             again = np.asarray(redactor.faces(pixelate(image, boxes)), np.float32)
@@ -112,20 +102,20 @@ class _Cache:
 _viewer_cache = _Cache(256)
 
 
-def viewer_snapshot(path: Path, redactor: Any, *, matched: bool) -> bytes:
+def viewer_snapshot(path: Path, redactor: Any) -> bytes:
     """The JPEG at ``path`` with every face pixelated, for users who may not see faces.
 
     Raises ``FileNotFoundError`` when the file is gone and ``ValueError`` when it
     is not a readable image.
     """
     stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size, matched)
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
     cached = _viewer_cache.get(key)
     if cached is not None:
         return cached
     image = decode_jpeg(path.read_bytes())
     if image is None:
         raise ValueError(f"{path.name} is not a readable image")
-    encoded = encode_jpeg(hide_every_face(image, redactor, matched=matched))
+    encoded = encode_jpeg(hide_every_face(image, redactor))
     _viewer_cache.put(key, encoded)
     return encoded

@@ -13,8 +13,8 @@ A frame is first shrunk to at most ``max_width`` (960) pixels wide, then the
 regions to hide are worked out afresh on exactly those pixels (the redaction
 face detector runs on the image served; at full 1080p resolution it cost a
 second a frame): frames the motion gate skipped borrow the tracks of the last
-analysed frame, as nothing moved. A frame without a match looks the same to
-every role, so it is drawn once for all of them.
+analysed frame, as nothing moved. The two modes never share a drawing: a
+borrowed track may carry a match the frame itself does not show.
 
 >>> hub = LiveHub(fps=4)
 >>> hub.cameras(), hub.latest_jpeg("gate-1", faces_visible=False)
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from safecity.api.imaging import MAX_WIDTH, encode_jpeg
+from safecity.api.imaging import DETECT_LOCK, MAX_WIDTH, encode_jpeg
 from safecity.pipeline import FrameResult, TrackView
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class LiveHub:
     async def _render_async(
         self, camera: str, faces_visible: bool, result: FrameResult
     ) -> tuple[FrameResult, bytes] | None:
-        slot = self._slot(camera, faces_visible or not _has_match(result))
+        slot = self._slot(camera, faces_visible)
         cached = slot.cached(result)
         if cached is not None:
             return result, cached
@@ -184,18 +184,18 @@ class LiveHub:
         result = self._latest.get(camera)
         if result is None:
             return None
-        # Without a match every role sees the same picture: one slot draws it for all.
-        mode = faces_visible or not _has_match(result)
-        slot = self._slot(camera, mode)
+        # One slot per mode, never shared: a frame the motion gate skipped is drawn with
+        # the last analysed frame's tracks, whose matches it does not show by itself.
+        slot = self._slot(camera, faces_visible)
         with slot.lock:
-            newest = self._latest.get(camera, result)  # it may have moved on while we waited
-            if (faces_visible or not _has_match(newest)) == mode:
-                result = newest
+            result = self._latest.get(camera, result)  # it may have moved on while we waited
             cached = slot.cached(result)
             if cached is not None:
                 return result, cached
             basis = _shrunk(self._basis(camera, result, faces_visible), self.max_width)
-            jpeg = encode_jpeg(slot.annotator.draw(basis))
+            with DETECT_LOCK:  # the annotator's redactor is shared with other slots
+                drawn = slot.annotator.draw(basis)
+            jpeg = encode_jpeg(drawn)
             slot.rendered = (result, jpeg)
             return result, jpeg
 
@@ -213,10 +213,6 @@ class LiveHub:
             # No match: every face is hidden, no name is drawn.
             result = replace(result, tracks=[replace(v, match=None) for v in result.tracks])
         return result
-
-
-def _has_match(result: FrameResult) -> bool:
-    return any(v.match is not None for v in result.tracks)
 
 
 def _shrunk(result: FrameResult, max_width: int) -> FrameResult:

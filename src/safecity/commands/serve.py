@@ -41,6 +41,11 @@ def serve_cmd(
         err.print(
             "note: no users yet; create the first admin with: safecity user add NAME --role admin"
         )
+    if host not in ("127.0.0.1", "localhost", "::1") and not config.api.secure_cookies:
+        err.print(
+            f"note: listening on {host} with api.secure_cookies off; serve the console over "
+            "HTTPS (a TLS proxy) and set secure_cookies: true"
+        )
     run_cameras = cameras and any(c.enabled for c in config.cameras)
     live = LiveHub(config.api.live_fps) if run_cameras else None
     service = CameraService(
@@ -49,10 +54,23 @@ def serve_cmd(
         state.signer(),
         run_cameras=run_cameras,
         on_frame=live.publish if live is not None else None,
+        on_camera_end=live.forget if live is not None else None,
     )
     ctx = ApiContext(config, store, live=live)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host=host, port=port, log_level="info", access_log=False)
+        uvicorn.Config(
+            create_app(ctx),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            # Console tabs hold event streams open; they must not keep a stop waiting.
+            timeout_graceful_shutdown=3,
+            # Behind a reverse proxy the client's address (login limits, audit origin)
+            # comes from X-Forwarded-For, trusted only from these proxies.
+            proxy_headers=bool(config.api.forwarded_allow_ips),
+            forwarded_allow_ips=config.api.forwarded_allow_ips or None,
+        )
     )
     service.start()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

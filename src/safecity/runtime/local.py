@@ -167,10 +167,12 @@ class CameraFleet:
         matcher_for: MatcherProvider | None = None,
         stop: threading.Event | None = None,
         on_frame: Callable[[str, FrameResult], None] | None = None,
+        on_camera_end: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         # Sees every frame's result (the console's live view); must return at once.
         self.on_frame = on_frame
+        self.on_camera_end = on_camera_end  # a camera stopped for good (live view ends)
         self.stages = stages
         self.write = write
         self.matcher_for = matcher_for
@@ -251,6 +253,8 @@ class CameraFleet:
         finally:
             if pipeline is not None:
                 self._store(pipeline.finish(), stats)
+            if self.on_camera_end is not None:
+                self.on_camera_end(camera.name)
 
 
 class HealthReporter:

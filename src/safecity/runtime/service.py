@@ -32,6 +32,7 @@ class CameraService:
         *,
         run_cameras: bool = True,
         on_frame: Callable[[str, FrameResult], None] | None = None,
+        on_camera_end: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.stop_event = stop or threading.Event()
@@ -55,6 +56,7 @@ class CameraService:
                 matcher_for=self._gallery.matcher_for,
                 stop=self.stop_event,
                 on_frame=on_frame,
+                on_camera_end=on_camera_end,
             )
             self.health = HealthReporter(store, self.fleet.stats.values())
 

@@ -36,6 +36,10 @@ class StoreError(SafecityError):
     """The database or the media directory cannot be reached, opened or written."""
 
 
+class StoreValueError(StoreError):
+    """The database is fine but refused a value (too long, a NUL character …)."""
+
+
 def _reason(error: BaseException) -> str:
     """The driver's own first line, without SQLAlchemy's SQL dump and links."""
     inner = getattr(error, "orig", None) or error
@@ -69,8 +73,14 @@ class Store:
         try:
             with session.begin():
                 yield session
+        except exc.DataError as error:
+            raise StoreValueError(f"the database refused a value: {_reason(error)}") from error
         except exc.DBAPIError as error:
             raise StoreError(f"the database at {self.url} failed: {_reason(error)}") from error
+        except exc.StatementError as error:
+            if isinstance(error.orig, ValueError):  # e.g. a NUL character PostgreSQL cannot keep
+                raise StoreValueError(f"the database refused a value: {error.orig}") from error
+            raise
         finally:
             session.close()
 

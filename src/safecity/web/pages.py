@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from safecity import __version__
 from safecity.access.roles import PERMISSIONS, Permission, Principal
-from safecity.api.deps import authenticate
+from safecity.api.deps import still_signed_in
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -71,13 +71,6 @@ def _asset(name: str) -> str:
     return f"/static/{name}?v={__version__}"
 
 
-async def _principal(request: Request) -> Principal | None:
-    try:
-        return await authenticate(request)
-    except HTTPException:  # an ended session or a bad token: sign in again
-        return None
-
-
 def _to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -86,7 +79,7 @@ def _to_login(request: Request) -> RedirectResponse:
 async def _render(
     request: Request, key: str, template: str, script: str, **data: object
 ) -> Response:
-    principal = await _principal(request)
+    principal = await still_signed_in(request)
     if principal is None:
         return _to_login(request)
     page = _BY_KEY[key]
@@ -116,7 +109,7 @@ async def login_page(
     request: Request, next_: Annotated[str | None, Query(alias="next")] = None
 ) -> Response:
     target = safe_next(next_)
-    if await _principal(request) is not None:
+    if await still_signed_in(request) is not None:
         return RedirectResponse(target, status_code=303)
     response = templates.TemplateResponse(
         request, "login.html", {"next": target, "asset": _asset, "title": "Sign in"}

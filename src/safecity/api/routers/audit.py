@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from safecity.access.roles import Permission, Principal
 from safecity.api.deps import Context, Page, require
@@ -23,11 +23,17 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 Auditor = Annotated[Principal, Depends(require(Permission.VIEW_AUDIT))]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC (as the CLI does)."""
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC (as the CLI does); out-of-range times are refused."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        at = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        at = None
+    if at is None or not 1970 <= at.year <= 9998:
+        raise HTTPException(422, f"{name} is out of range (years 1970 to 9998)")
+    return at
 
 
 def record_out(r: AuditRecord) -> AuditRecordOut:
@@ -49,14 +55,18 @@ def list_audit(
 ) -> PageOf[AuditRecordOut]:
     """Audit records, newest first; the cursor is the id to continue below."""
     query = records_query(
-        since=_utc(since), until=_utc(until), actor=actor or None, action=action or None
+        since=_utc("since", since),
+        until=_utc("until", until),
+        actor=actor or None,
+        action=action or None,
     )
     if page.below_id is not None:
         query = query.where(AuditRecordRow.id < page.below_id)
-    query = query.order_by(AuditRecordRow.id.desc()).limit(page.limit)
+    query = query.order_by(AuditRecordRow.id.desc()).limit(page.limit + 1)
     with ctx.store.transaction() as session:
         rows = [AuditRecord.from_row(r) for r in session.scalars(query)]
-    more = len(rows) == page.limit
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
     return PageOf[AuditRecordOut](
         items=[record_out(r) for r in rows], next_cursor=str(rows[-1].id) if more else None
     )

@@ -39,7 +39,8 @@ def me_out(principal: Principal, csrf: str | None, display_name: str = "") -> Me
 )
 def sign_in(body: LoginIn, request: Request, response: Response, ctx: Context) -> LoginOut:
     """Open a console session: sets an HttpOnly session cookie; returns the CSRF token."""
-    ORIGIN.set(f"api {body.username[:64]}@{client_ip(request)} (login)")
+    # Nobody is authenticated yet: the origin is the address alone (the actor says who).
+    ORIGIN.set(f"api {client_ip(request)} (login)")
     try:
         signed = login(
             ctx.store,

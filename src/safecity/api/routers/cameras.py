@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
 from safecity.access.roles import Permission, Principal
 from safecity.api.context import ApiContext
-from safecity.api.deps import Context, Page, authenticate, check_camera, require
+from safecity.api.deps import Context, Page, check_camera, require, still_signed_in
 from safecity.api.errors import NotFound
 from safecity.api.schemas.cameras import Camera, Health
+from safecity.api.schemas.common import JPEG_RESPONSE
 from safecity.api.schemas.common import Page as PageOf
 from safecity.store.cameras import list_cameras
 from safecity.store.health import read_health
@@ -23,7 +24,9 @@ router = APIRouter(tags=["cameras"])
 Viewer = Annotated[Principal, Depends(require(Permission.VIEW_CAMERAS))]
 CameraName = Annotated[str, Path(min_length=1, max_length=128)]
 
-#: A running camera that has not reported for this long is flagged ``stale``.
+#: States of a pipeline that still reports; finished, stopped and failed ones do not.
+_ALIVE = {"starting", "running", "reconnecting"}
+#: A live camera that has not reported for this long is flagged ``stale``.
 STALE_AFTER = timedelta(seconds=30)
 #: How often an open live stream checks that its user is still signed in.
 RECHECK_S = 30.0
@@ -48,7 +51,7 @@ def health_list(ctx: ApiContext, user: Principal) -> list[Health]:
                 last_error=r.last_error,
                 host=r.host,
                 updated_at=r.updated_at,
-                stale=r.state == "running" and now - r.updated_at > STALE_AFTER,
+                stale=r.state in _ALIVE and now - r.updated_at > STALE_AFTER,
             )
             for r in rows
             if user.sees_camera(r.camera)
@@ -65,7 +68,7 @@ def cameras(user: Viewer, ctx: Context, page: Page) -> PageOf[Camera]:
     locations = {c.name: c.location for c in list_cameras(ctx.store)}
     locations.update({c.name: c.location for c in ctx.config.cameras})
     names = sorted(user.visible({c.name for c in ctx.config.cameras} | set(health) | live))
-    chosen = names[page.offset : page.offset + page.limit]
+    chosen, next_cursor = page.cut(names[page.offset : page.offset + page.limit + 1])
     items = [
         Camera(
             name=name,
@@ -75,14 +78,14 @@ def cameras(user: Viewer, ctx: Context, page: Page) -> PageOf[Camera]:
         )
         for name in chosen
     ]
-    return PageOf[Camera](items=items, next_cursor=page.next_offset(len(chosen)))
+    return PageOf[Camera](items=items, next_cursor=next_cursor)
 
 
 @router.get("/health", response_model=PageOf[Health])
 def health(user: Viewer, ctx: Context, page: Page) -> PageOf[Health]:
     """What each of your cameras' pipelines last reported; ``stale``: it stopped reporting."""
-    rows = health_list(ctx, user)[page.offset : page.offset + page.limit]
-    return PageOf[Health](items=rows, next_cursor=page.next_offset(len(rows)))
+    rows, next_cursor = page.cut(health_list(ctx, user)[page.offset :])
+    return PageOf[Health](items=rows, next_cursor=next_cursor)
 
 
 def _live_camera(ctx: ApiContext, user: Principal, name: str) -> None:
@@ -91,10 +94,7 @@ def _live_camera(ctx: ApiContext, user: Principal, name: str) -> None:
         raise NotFound(f"camera {name} is not running in this server")
 
 
-_JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}
-
-
-@router.get("/cameras/{name}/frame.jpg", response_class=Response, responses=_JPEG)
+@router.get("/cameras/{name}/frame.jpg", response_class=Response, responses=JPEG_RESPONSE)
 def frame(name: CameraName, user: Viewer, ctx: Context) -> Response:
     """The newest live frame, annotated (faces pixelated unless your role sees faces)."""
     _live_camera(ctx, user, name)
@@ -105,13 +105,14 @@ def frame(name: CameraName, user: Viewer, ctx: Context) -> Response:
     return Response(jpeg, media_type="image/jpeg")
 
 
-async def _still_allowed(request: Request, camera: str) -> bool:
-    """Whether the stream's user is still signed in and still sees ``camera``."""
-    try:
-        principal = await authenticate(request)
-    except HTTPException:
-        return False
-    return principal is not None and principal.sees_camera(camera)
+async def _still_allowed(request: Request, camera: str, faces_visible: bool) -> bool:
+    """Whether the stream's user is still signed in, sees ``camera``, and in the same mode."""
+    principal = await still_signed_in(request)
+    return (
+        principal is not None
+        and principal.sees_camera(camera)
+        and principal.can(Permission.SEE_FACES) == faces_visible
+    )
 
 
 @router.get(
@@ -140,7 +141,7 @@ async def live(name: CameraName, request: Request, user: Viewer, ctx: Context) -
         async for jpeg in hub.frames(name, faces_visible, request.is_disconnected):
             if loop.time() - checked >= RECHECK_S:
                 checked = loop.time()
-                if not await _still_allowed(request, name):
+                if not await _still_allowed(request, name, faces_visible):
                     return
             head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
             yield head.encode() + jpeg + f"\r\n--{BOUNDARY}\r\n".encode()

@@ -18,6 +18,7 @@ from safecity.api.context import ApiContext
 from safecity.api.deps import Context, Page, check_camera, require
 from safecity.api.errors import NotFound
 from safecity.api.imaging import viewer_snapshot
+from safecity.api.schemas.common import JPEG_RESPONSE
 from safecity.api.schemas.common import Page as PageOf
 from safecity.api.schemas.events import Event, EventDetail, EventReview, Match, MatchStatus
 from safecity.governance.audit import record
@@ -39,7 +40,6 @@ EventId = Annotated[int, PathParam(ge=1, le=2**53)]
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 _TIME_DIGITS = 18
 _MICROSECOND = timedelta(microseconds=1)
-_JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}
 
 
 def encode_cursor(row: EventRow) -> str:
@@ -175,8 +175,10 @@ def events(
     )
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    if person is not None:
-        # Looking for a person in stored events is an audited use of personal data.
+    shown = sum(1 for r in rows if r.person_id is not None) if user.can(Permission.SEE_FACES) else 0
+    if person is not None or status is not None or shown:
+        # Looking for a person, or being shown who matched, is an audited use of personal
+        # data (as `safecity events` is); plain pages of unmatched events are not.
         filters = {"camera": camera, "label": label, "person": person, "status": status}
         filters |= {"since": since and since.isoformat(), "until": until and until.isoformat()}
         record(
@@ -188,6 +190,7 @@ def events(
                 "filters": {k: v for k, v in filters.items() if v is not None},
                 "page": bool(page.cursor),
                 "found": len(rows),
+                "matches_shown": shown,
             },
             clock=ctx.clock,
         )
@@ -238,7 +241,7 @@ def _read(ctx: ApiContext, relative: str, event_id: int, what: str) -> bytes:
         raise _gone(event_id, what) from None
 
 
-@router.get("/events/{event_id}/snapshot.jpg", response_class=Response, responses=_JPEG)
+@router.get("/events/{event_id}/snapshot.jpg", response_class=Response, responses=JPEG_RESPONSE)
 def snapshot(event_id: EventId, user: Viewer, ctx: Context) -> Response:
     """The event's snapshot; for roles that may not see faces, with every face pixelated."""
     row = visible_event(ctx, user, event_id)
@@ -256,17 +259,24 @@ def _for_viewer(ctx: ApiContext, row: EventRow, event_id: int) -> bytes:
     try:
         path = ctx.store.media.path(row.snapshot_path)
         redactor = ctx.model("redactor")
-        return viewer_snapshot(path, redactor, matched=row.match_status is not None)
+        return viewer_snapshot(path, redactor)
     except (OSError, ValueError):
         raise _gone(event_id, "snapshot") from None
 
 
-@router.get("/events/{event_id}/match.jpg", response_class=Response, responses=_JPEG)
+@router.get("/events/{event_id}/match.jpg", response_class=Response, responses=JPEG_RESPONSE)
 def match_snapshot(event_id: EventId, user: FaceSeer, ctx: Context) -> Response:
     """The frame crop the match was made on (the matched face unpixelated); not for viewers."""
     row = visible_event(ctx, user, event_id)
     if row.match_snapshot_path is None:
         raise _gone(event_id, "match snapshot")
-    return Response(
-        _read(ctx, row.match_snapshot_path, event_id, "match snapshot"), media_type="image/jpeg"
+    data = _read(ctx, row.match_snapshot_path, event_id, "match snapshot")
+    # The unpixelated face of a matched person: every look at it is on record.
+    record(
+        ctx.store,
+        actor=user.username,
+        action="view.match_snapshot",
+        object=f"event:{event_id}",
+        clock=ctx.clock,
     )
+    return Response(data, media_type="image/jpeg")

@@ -20,6 +20,7 @@ from safecity.api.deps import Context, Page, require
 from safecity.api.errors import NotFound
 from safecity.api.schemas.common import Page as PageOf
 from safecity.api.schemas.review import CandidateOut, ReviewIn, ReviewOut
+from safecity.governance.audit import record
 from safecity.governance.review import Candidate, ReviewError, review_match, review_queue
 from safecity.store.queries import get_event
 from safecity.store.schema import Template
@@ -82,17 +83,32 @@ def queue(user: Reviewer, ctx: Context, page: Page) -> PageOf[CandidateOut]:
     cameras = user.camera_filter()
     taken: list[Candidate] = []
     position = page.offset  # in the queue of every camera; the cursor is where to go on
-    while len(taken) < page.limit:
+    ends_at = position  # the queue position just after the last candidate of this page
+    while len(taken) <= page.limit:  # one more than the page tells whether there is a next
         batch = review_queue(ctx.store, limit=_BATCH, offset=position)
         for candidate in batch:
             position += 1
             if cameras is None or candidate.camera in cameras:
                 taken.append(candidate)
-                if len(taken) == page.limit:
+                if len(taken) <= page.limit:
+                    ends_at = position
+                else:
                     break
         if len(batch) < _BATCH:
             break
-    more = len(taken) == page.limit
+    more = len(taken) > page.limit
+    taken = taken[: page.limit]
+    position = ends_at
+    if taken:
+        # Who was shown which candidates is on record, as with `safecity review queue`.
+        record(
+            ctx.store,
+            actor=user.username,
+            action="search.review_queue",
+            object="review-queue",
+            details={"found": len(taken), "events": [c.event_id for c in taken]},
+            clock=ctx.clock,
+        )
     required = ctx.config.review.required_confirmations
     enrollers = _enrollers(ctx, taken)
     return PageOf[CandidateOut](
@@ -116,7 +132,15 @@ def decide(
     user: Reviewer,
     ctx: Context,
 ) -> ReviewOut:
-    """Confirm or reject a candidate match (a rejection deletes its images at once)."""
+    """Confirm or reject a candidate match (a rejection deletes its images at once).
+
+    Only a person signed in to the console decides: an API token may have been made
+    by someone else (an admin), which would let one person confirm as two.
+    """
+    if user.via != "session":
+        raise HTTPException(
+            403, "review decisions are made by a reviewer signed in to the console, not a token"
+        )
     event = get_event(ctx.store, event_id)
     if event is None or not user.sees_camera(event.camera):
         raise NotFound(f"there is no event {event_id} on your cameras")

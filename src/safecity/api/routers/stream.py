@@ -24,13 +24,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from safecity.access.roles import Permission, Principal
 from safecity.api.context import ApiContext
-from safecity.api.deps import Context, authenticate, require
+from safecity.api.deps import Context, require, still_signed_in
 from safecity.api.routers.cameras import health_list
 from safecity.api.routers.events import events_out
 from safecity.store.db import StoreError
@@ -86,13 +86,6 @@ def _resume_from(header: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
-async def _still_signed_in(request: Request) -> Principal | None:
-    try:
-        return await authenticate(request)
-    except HTTPException:
-        return None
-
-
 async def _stream(
     request: Request, ctx: ApiContext, user: Principal, after_id: int
 ) -> AsyncIterator[bytes]:
@@ -106,7 +99,7 @@ async def _stream(
         now = loop.time()
         if now >= next_check:
             next_check = now + RECHECK_S
-            found = await _still_signed_in(request)
+            found = await still_signed_in(request)
             if found is None or not found.can(Permission.VIEW_CAMERAS):
                 yield b": signed out\n\n"
                 return

@@ -47,10 +47,10 @@ def _known(ctx, username: str) -> None:
 
 @router.get("/users", response_model=PageOf[UserOut])
 def list_users(admin: Admin, ctx: Context, page: Page) -> PageOf[UserOut]:
-    rows = users.list_users(ctx.store, limit=page.limit, offset=page.offset)
-    return PageOf[UserOut](
-        items=[user_out(u) for u in rows], next_cursor=page.next_offset(len(rows))
+    rows, next_cursor = page.cut(
+        users.list_users(ctx.store, limit=page.limit + 1, offset=page.offset)
     )
+    return PageOf[UserOut](items=[user_out(u) for u in rows], next_cursor=next_cursor)
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
@@ -101,10 +101,8 @@ def token_out(info: sessions.TokenInfo) -> TokenOut:
 
 @router.get("/tokens", response_model=PageOf[TokenOut])
 def list_tokens(admin: Admin, ctx: Context, page: Page) -> PageOf[TokenOut]:
-    rows = sessions.list_tokens(ctx.store)[page.offset : page.offset + page.limit]
-    return PageOf[TokenOut](
-        items=[token_out(t) for t in rows], next_cursor=page.next_offset(len(rows))
-    )
+    rows, next_cursor = page.cut(sessions.list_tokens(ctx.store)[page.offset :])
+    return PageOf[TokenOut](items=[token_out(t) for t in rows], next_cursor=next_cursor)
 
 
 @router.post("/tokens", response_model=NewTokenOut, status_code=201)

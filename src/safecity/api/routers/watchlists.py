@@ -41,6 +41,7 @@ from safecity.api.schemas.watchlists import (
     WatchlistOut,
 )
 from safecity.errors import AuthorisationError, EnrolmentError
+from safecity.governance.audit import record
 from safecity.governance.authorisations import (
     STATUSES,
     AuthorisationInfo,
@@ -98,9 +99,9 @@ def list_authorisations_route(
     """Every authorisation (or those of one status), oldest first."""
     if status is not None and status not in STATUSES:
         raise HTTPException(400, f"unknown status {status!r}; statuses are {', '.join(STATUSES)}")
-    rows = list_authorisations(ctx.store, status)[page.offset : page.offset + page.limit]
+    rows, next_cursor = page.cut(list_authorisations(ctx.store, status)[page.offset :])
     return PageOf[AuthorisationOut](
-        items=[authorisation_out(a) for a in rows], next_cursor=page.next_offset(len(rows))
+        items=[authorisation_out(a) for a in rows], next_cursor=next_cursor
     )
 
 
@@ -140,10 +141,8 @@ def _watchlist(ctx: ApiContext, watchlist_id: int) -> WatchlistInfo:
 @router.get("/watchlists", response_model=PageOf[WatchlistOut])
 def list_watchlists_route(user: Viewer, ctx: Context, page: Page) -> PageOf[WatchlistOut]:
     """Every watchlist with its authorisation, by name."""
-    rows = list_watchlists(ctx.store)[page.offset : page.offset + page.limit]
-    return PageOf[WatchlistOut](
-        items=_watchlists_out(ctx, rows), next_cursor=page.next_offset(len(rows))
-    )
+    rows, next_cursor = page.cut(list_watchlists(ctx.store)[page.offset :])
+    return PageOf[WatchlistOut](items=_watchlists_out(ctx, rows), next_cursor=next_cursor)
 
 
 @router.get("/watchlists/{watchlist_id}", response_model=WatchlistOut)
@@ -196,7 +195,7 @@ def list_persons(watchlist_id: Id, user: Viewer, ctx: Context, page: Page) -> Pa
         select(Person, templates, photos)
         .where(Person.watchlist_id == watchlist_id, Person.removed_at.is_(None))
         .order_by(Person.name, Person.id)
-        .limit(page.limit)
+        .limit(page.limit + 1)
         .offset(page.offset)
     )
     with ctx.store.transaction() as session:
@@ -211,7 +210,8 @@ def list_persons(watchlist_id: Id, user: Viewer, ctx: Context, page: Page) -> Pa
             )
             for p, n_templates, n_photos in session.execute(query).all()
         ]
-    return PageOf[PersonOut](items=rows, next_cursor=page.next_offset(len(rows)))
+    rows, next_cursor = page.cut(rows)
+    return PageOf[PersonOut](items=rows, next_cursor=next_cursor)
 
 
 def _person(ctx: ApiContext, person_id: int, watchlist_id: int | None = None) -> Person:
@@ -263,6 +263,13 @@ def person_photo(person_id: Id, user: FaceViewer, ctx: Context) -> Response:
             data = None
     if data is None:
         raise NotFound(f"there is no enrolled photo of person {person_id}")
+    record(
+        ctx.store,
+        actor=user.username,
+        action="view.enrolled_photo",
+        object=f"person:{person_id}",
+        clock=ctx.clock,
+    )
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 

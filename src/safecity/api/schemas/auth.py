@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from safecity.access.roles import Role
+
+#: A camera name as the config allows it, or '*' for every camera.
+CameraName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^(\*|[A-Za-z0-9_.-]+)$")]
 
 
 class LoginIn(BaseModel):
@@ -42,13 +46,17 @@ class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=10, max_length=1024)
     role: Role
-    cameras: list[str] | None = Field(None, description="null or ['*']: every camera")
+    cameras: list[CameraName] | None = Field(
+        None, max_length=1000, description="the cameras granted; ['*']: all; null: admins only"
+    )
     display_name: str = Field("", max_length=256)
 
 
 class UserPatch(BaseModel):
     role: Role | None = None
-    cameras: list[str] | None = Field(None, description="replaces the grants; ['*']: all")
+    cameras: list[CameraName] | None = Field(
+        None, max_length=1000, description="replaces the grants; ['*']: all"
+    )
     disabled: bool | None = None
 
 

@@ -18,3 +18,7 @@ class Page(BaseModel, Generic[T]):
 
 class Message(BaseModel):
     detail: str
+
+
+#: The OpenAPI description of a route that answers with one JPEG image.
+JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}
