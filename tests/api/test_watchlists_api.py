@@ -339,3 +339,24 @@ def test_unknown_watchlist_and_a_person_without_photo(
         f"{API}/watchlists/999/persons/{person_id}", params={"reason": "wrong list"}
     )
     assert other.status_code == 404
+
+
+def test_a_watchlist_is_seen_only_by_those_granted_a_camera_it_covers(
+    app: FastAPI, api_store: Store, wanted: WatchlistInfo
+) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    square = authorised_watchlist(api_store, clock, "square-only", cameras=["square"])
+    person_id = add_person(api_store, square.id, "Jane Doe", [unit(3)])
+    olga = signed_in(app, "olga")  # granted gate-1 only
+    names = [w["name"] for w in olga.get("/api/v1/watchlists").json()["items"]]
+    assert names == [wanted.name]  # every-camera watchlists cover gate-1 too
+    for path in (f"/watchlists/{square.id}", f"/watchlists/{square.id}/persons"):
+        hidden = olga.get(f"/api/v1{path}")
+        assert hidden.status_code == 404
+        assert hidden.json()["detail"] == f"there is no watchlist {square.id} on your cameras"
+    assert olga.get(f"/api/v1/persons/{person_id}/photo.jpg").status_code == 404
+    admin = signed_in(app, "ada")
+    assert {w["name"] for w in admin.get("/api/v1/watchlists").json()["items"]} == {
+        wanted.name,
+        "square-only",
+    }

@@ -131,23 +131,34 @@ def _watchlists_out(ctx: ApiContext, infos: list[WatchlistInfo]) -> list[Watchli
     ]
 
 
-def _watchlist(ctx: ApiContext, watchlist_id: int) -> WatchlistInfo:
+def _in_scope(user: Principal, info: WatchlistInfo) -> bool:
+    """A watchlist is seen by those granted a camera its authorisation covers."""
+    if user.sees_all_cameras or info.cameras is None:
+        return True
+    return bool(user.cameras.intersection(info.cameras))
+
+
+def _watchlist(ctx: ApiContext, watchlist_id: int, user: Principal) -> WatchlistInfo:
     try:
-        return get_watchlist(ctx.store, watchlist_id)
+        info = get_watchlist(ctx.store, watchlist_id)
     except WatchlistError:
-        raise NotFound(f"there is no watchlist {watchlist_id}") from None
+        info = None
+    if info is None or not _in_scope(user, info):
+        raise NotFound(f"there is no watchlist {watchlist_id} on your cameras")
+    return info
 
 
 @router.get("/watchlists", response_model=PageOf[WatchlistOut])
 def list_watchlists_route(user: Viewer, ctx: Context, page: Page) -> PageOf[WatchlistOut]:
-    """Every watchlist with its authorisation, by name."""
-    rows, next_cursor = page.cut(list_watchlists(ctx.store)[page.offset :])
+    """Every watchlist covering one of your cameras, with its authorisation, by name."""
+    visible = [w for w in list_watchlists(ctx.store) if _in_scope(user, w)]
+    rows, next_cursor = page.cut(visible[page.offset :])
     return PageOf[WatchlistOut](items=_watchlists_out(ctx, rows), next_cursor=next_cursor)
 
 
 @router.get("/watchlists/{watchlist_id}", response_model=WatchlistOut)
 def get_watchlist_route(watchlist_id: Id, user: Viewer, ctx: Context) -> WatchlistOut:
-    return _watchlists_out(ctx, [_watchlist(ctx, watchlist_id)])[0]
+    return _watchlists_out(ctx, [_watchlist(ctx, watchlist_id, user)])[0]
 
 
 @router.post(
@@ -178,7 +189,7 @@ def create_watchlist_route(body: WatchlistIn, user: Manager, ctx: Context) -> Wa
 @router.get("/watchlists/{watchlist_id}/persons", response_model=PageOf[PersonOut])
 def list_persons(watchlist_id: Id, user: Viewer, ctx: Context, page: Page) -> PageOf[PersonOut]:
     """The people enrolled on a watchlist (not those removed), by name."""
-    _watchlist(ctx, watchlist_id)
+    _watchlist(ctx, watchlist_id, user)
     templates = (
         select(func.count(Template.id))
         .where(Template.person_id == Person.id)
@@ -237,7 +248,7 @@ def remove_person(
     reason: Annotated[str, Query(min_length=1, max_length=1000, description="why (audited)")],
 ) -> None:
     """Remove a person and their templates from a watchlist; matching them stops at once."""
-    info = _watchlist(ctx, watchlist_id)
+    info = _watchlist(ctx, watchlist_id, user)
     person = _person(ctx, person_id, watchlist_id)
     if not reason.strip():
         raise HTTPException(400, "say why the person is removed (reason)")
@@ -253,7 +264,8 @@ def remove_person(
 )
 def person_photo(person_id: Id, user: FaceViewer, ctx: Context) -> Response:
     """The newest enrolled face photo of a person (for reviewers, beside the probe)."""
-    _person(ctx, person_id)
+    person = _person(ctx, person_id)
+    _watchlist(ctx, person.watchlist_id, user)  # its watchlist covers one of your cameras
     path = enrolled_photo(ctx.store, person_id)
     data = None
     if path is not None:
@@ -356,7 +368,7 @@ def enrol_person(
     ],
 ) -> EnrolOut | JSONResponse:
     """Enrol a person from photos with exactly one clear face each; all or nothing."""
-    info = _watchlist(ctx, watchlist_id)
+    info = _watchlist(ctx, watchlist_id, user)
     person = name.strip()
     if not person:
         raise HTTPException(400, "give the name of the person to enrol")
