@@ -118,52 +118,33 @@ async def login_page(
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
-async def cameras_page(request: Request) -> Response:
-    return await _render(request, "cameras", "cameras.html", "cameras.js")
+#: Every page but the login: (path, nav key, template and script name, path id).
+_PAGES = [
+    ("/", "cameras", "cameras", None),
+    ("/events", "events", "events", None),
+    ("/events/{item_id:int}", "events", "event", "item_id"),
+    ("/watchlists", "watchlists", "watchlists", None),
+    ("/watchlists/{item_id:int}", "watchlists", "watchlist", "item_id"),
+    ("/review", "review", "review", None),
+    ("/audit", "audit", "audit", None),
+    ("/health", "health", "health", None),
+    ("/users", "users", "users", None),
+]
 
 
-@router.get("/events", response_class=HTMLResponse)
-async def events_page(request: Request) -> Response:
-    return await _render(request, "events", "events.html", "events.js")
+def _page(key: str, name: str, with_id: str | None):
+    async def page(request: Request) -> Response:
+        # The path's ``:int`` convertor makes anything but digits a plain 404.
+        data = {"item_id": request.path_params[with_id]} if with_id else {}
+        return await _render(request, key, f"{name}.html", f"{name}.js", **data)
+
+    return page
 
 
-@router.get("/events/{event_id:int}", response_class=HTMLResponse)
-async def event_page(request: Request) -> Response:
-    # The path's ``:int`` convertor makes anything but digits a plain 404.
-    item_id = request.path_params["event_id"]
-    return await _render(request, "events", "event.html", "event.js", item_id=item_id)
-
-
-@router.get("/watchlists", response_class=HTMLResponse)
-async def watchlists_page(request: Request) -> Response:
-    return await _render(request, "watchlists", "watchlists.html", "watchlists.js")
-
-
-@router.get("/watchlists/{watchlist_id:int}", response_class=HTMLResponse)
-async def watchlist_page(request: Request) -> Response:
-    item_id = request.path_params["watchlist_id"]
-    return await _render(request, "watchlists", "watchlist.html", "watchlist.js", item_id=item_id)
-
-
-@router.get("/review", response_class=HTMLResponse)
-async def review_page(request: Request) -> Response:
-    return await _render(request, "review", "review.html", "review.js")
-
-
-@router.get("/audit", response_class=HTMLResponse)
-async def audit_page(request: Request) -> Response:
-    return await _render(request, "audit", "audit.html", "audit.js")
-
-
-@router.get("/health", response_class=HTMLResponse)
-async def health_page(request: Request) -> Response:
-    return await _render(request, "health", "health.html", "health.js")
-
-
-@router.get("/users", response_class=HTMLResponse)
-async def users_page(request: Request) -> Response:
-    return await _render(request, "users", "users.html", "users.js")
+for _path, _key, _name, _with_id in _PAGES:
+    router.add_api_route(
+        _path, _page(_key, _name, _with_id), methods=["GET"], response_class=HTMLResponse
+    )
 
 
 def install(app: FastAPI) -> None:
