@@ -16,6 +16,7 @@ import pytest
 from safecity.config import CameraConfig
 from safecity.governance.clock import ManualClock
 from safecity.identity.gallery import GalleryCache
+from safecity.identity.photos import ENROLLED_DIR
 from safecity.runtime.local import analyze_one
 from safecity.store.queries import list_events
 from safecity.store.sink import StoreSink
@@ -194,16 +195,20 @@ def strict_face_detector():
 
 def test_stored_snapshots_show_no_unmatched_face(arcade_run, arcade_store, config):
     """Invariant 3: a face detector finds no face in any stored image, except the
-    matched person's face in the match snapshot."""
+    matched person's face in the match snapshot (and the enrolled photo)."""
 
     store = arcade_store
     detector = strict_face_detector()
     rows = list_events(store, camera="arcade", limit=1000)
     match_files = {store.media_dir / r.match_snapshot_path for r in rows if r.match_snapshot_path}
     checked = 0
+    enrolled = store.media_dir / ENROLLED_DIR
     for path in store.media_dir.rglob("*.jpg"):
         faces = detector.detect(cv2.imread(str(path)))
-        if path in match_files:
+        if enrolled in path.parents:
+            # The enrolled person's own photo, kept for reviewers: exactly that face.
+            assert len(faces) == 1, path
+        elif path in match_files:
             assert len(faces) <= 1, path
         else:
             assert faces == [], f"{path.name}: {len(faces)} face(s) visible"

@@ -77,10 +77,6 @@ class Store:
             raise StoreValueError(f"the database refused a value: {_reason(error)}") from error
         except exc.DBAPIError as error:
             raise StoreError(f"the database at {self.url} failed: {_reason(error)}") from error
-        except exc.StatementError as error:
-            if isinstance(error.orig, ValueError):  # e.g. a NUL character PostgreSQL cannot keep
-                raise StoreValueError(f"the database refused a value: {error.orig}") from error
-            raise
         finally:
             session.close()
 
