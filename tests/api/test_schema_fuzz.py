@@ -110,7 +110,7 @@ def success_matches_schema(ctx, response, case):
 @pytest.mark.slow
 @schema.parametrize()
 @settings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[
         HealthCheck.too_slow,
