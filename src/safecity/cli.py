@@ -38,7 +38,7 @@ from safecity.commands.common import (
     state,
 )
 from safecity.commands.serve import serve_cmd
-from safecity.config import CameraConfig, SafecityConfig
+from safecity.config import CameraConfig
 from safecity.errors import ConfigError, SafecityError
 
 app = typer.Typer(
@@ -276,14 +276,6 @@ def enroll_cmd(
 
 
 # -- analysis ----------------------------------------------------------------------
-def _audited_gallery(store, config: SafecityConfig):
-    """The matcher provider: authorised watchlists only, each use audited."""
-    from safecity.governance.uses import AuditedGallery
-    from safecity.identity.gallery import GalleryCache
-
-    return AuditedGallery(GalleryCache(store, config), store)
-
-
 def _events_table(rows) -> Table:
     table = Table("id", "camera", "track", "label", "start", "end", "score", "match", "snapshot")
     for r in rows:
@@ -340,6 +332,7 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
     from safecity.governance.audit import record
     from safecity.pipeline import Stages
     from safecity.runtime.local import CameraStats, HealthReporter, analyze_one
+    from safecity.runtime.service import audited_gallery
     from safecity.store.queries import list_events
     from safecity.store.sink import StoreSink
 
@@ -350,7 +343,7 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
     sink = StoreSink(store)
     stages = Stages.load(config)
     stop = _stop_on_signals()
-    gallery = _audited_gallery(store, config)
+    gallery = audited_gallery(store, config)
     stats = CameraStats(name, state="running")
     # The final figures go to the console's health page (once; errors only logged).
     health = HealthReporter(store, [stats])
@@ -372,8 +365,7 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
         raise
     finally:
         gallery.close()
-    stats.state = "finished"
-    stats.frames_in, stats.frames_analysed = report.frames_in, report.frames_analysed
+    stats.state = "finished"  # frames were counted as they came (on_frame)
     stats.events = len(report.event_ids)
     health.report()
     # The operator supplies the camera name and the first frame's time, and they

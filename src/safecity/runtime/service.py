@@ -21,6 +21,14 @@ from safecity.runtime.local import CameraFleet, CameraStats, HealthReporter
 from safecity.store.db import Store
 
 
+def audited_gallery(store: Store, config: SafecityConfig):
+    """The matcher provider: authorised watchlists only, each use audited."""
+    from safecity.governance.uses import AuditedGallery
+    from safecity.identity.gallery import GalleryCache
+
+    return AuditedGallery(GalleryCache(store, config), store)
+
+
 class CameraService:
     """Cameras (optional), health reports, retention and head signing, as one."""
 
@@ -43,12 +51,10 @@ class CameraService:
         self.health: HealthReporter | None = None
         self._gallery = None
         if run_cameras:
-            from safecity.governance.uses import AuditedGallery
-            from safecity.identity.gallery import GalleryCache
             from safecity.pipeline import Stages
             from safecity.store.sink import StoreSink
 
-            self._gallery = AuditedGallery(GalleryCache(store, config), store)
+            self._gallery = audited_gallery(store, config)
             self.fleet = CameraFleet(
                 config,
                 Stages.load(config),
