@@ -113,3 +113,12 @@ def test_serve_answers_healthz_signs_in_a_user_and_stops_cleanly(tmp_path: Path)
     assert json.loads(heads[-1])["id"] == max(r["id"] for r in records)
     verified = safecity(tmp_path, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_error_line(safecity(tmp_path, "serve", "--port", str(port)))
+    assert line == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"

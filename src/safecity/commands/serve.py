@@ -8,13 +8,16 @@ from typing import Annotated
 import typer
 
 from safecity.commands.common import err, out, state
+from safecity.errors import ConfigError
 
 
 def serve_cmd(
     host: Annotated[
         str | None, typer.Option(help="address to listen on (default: config api.host)")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="port (default: config api.port, 8080)")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="port (default: config api.port, 8080)")
+    ] = None,
     cameras: Annotated[
         bool,
         typer.Option(
@@ -37,6 +40,7 @@ def serve_cmd(
     store = state.store()
     host = host or config.api.host
     port = port or config.api.port
+    _check_address(host, port)
     if count_users(store) == 0:
         err.print(
             "note: no users yet; create the first admin with: safecity user add NAME --role admin"
@@ -90,3 +94,18 @@ def serve_cmd(
     if failed:
         err.print(f"error: camera(s) failed: {', '.join(failed)}")
         raise typer.Exit(2)
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail in one line, before any camera starts, when the address cannot be listened on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
