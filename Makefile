@@ -1,12 +1,14 @@
 # Two commands on a fresh Debian machine:
 #   make demo   set up, install the models, fetch the sample video, analyse it
 #   make test   set up, install the models, run the whole test suite
+#   make test-clock-ahead   the same with the clock a year ahead (faketime): no test
+#               may depend on the day it runs
 # yuface, the face detector, has wheels for CPython 3.11 only (Debian 12's python3).
 PYTHON ?= $(shell command -v python3.11 || echo python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup system-deps test-deps models lint bench clean
+.PHONY: demo test test-clock-ahead setup system-deps test-deps models lint bench clean
 
 system-deps:
 	@sh scripts/system-deps.sh
@@ -32,6 +34,9 @@ demo: models
 
 test: models test-deps
 	$(BIN)/python -m pytest
+
+test-clock-ahead: models test-deps
+	faketime -f '+365d' $(BIN)/python -m pytest -p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check src tests

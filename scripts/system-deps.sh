@@ -1,7 +1,8 @@
 #!/bin/sh
 # Debian packages safecity needs outside Python: venv support, npm (models come
 # from npm packages), apt-get/dpkg-deb (the sample video comes from a .deb) and,
-# with --tests, Chromium and its driver (the console's browser tests).
+# with --tests, Chromium and its driver (the console's browser tests) and faketime
+# (make test-clock-ahead).
 # Installs what is missing when run as root; otherwise says what to install.
 set -e
 missing=""
@@ -11,6 +12,7 @@ command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
 if [ "$1" = "--tests" ]; then
     [ -x /usr/bin/chromium ] || missing="$missing chromium"
     [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
+    command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
