@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from safecity.store.db import Store
 from safecity.store.schema import ApiToken, LoginFailure, LoginSession, User
 
 TOKEN_PREFIX = "sc_"
+_TOKEN_ID = re.compile(r"[0-9]{1,19}")
+_MAX_ID = 2**63 - 1
 _TOUCH_EVERY = timedelta(seconds=60)  # last-seen times are written at most this often
 _BAD_LOGIN = "wrong user name or password"
 
@@ -365,7 +368,8 @@ def resolve_token(store: Store, text: str, *, clock: Clock = SYSTEM_CLOCK) -> Pr
     if not text.startswith(TOKEN_PREFIX) or len(text) > 256:
         return None
     ident, _, secret = text[len(TOKEN_PREFIX) :].partition("_")
-    if not ident.isdigit() or not secret:
+    # ASCII digits only ("²".isdigit() is true) and within a 64-bit integer.
+    if not _TOKEN_ID.fullmatch(ident) or int(ident) > _MAX_ID or not secret:
         return None
     now = clock.now()
     with store.transaction() as session:

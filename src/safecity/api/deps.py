@@ -10,6 +10,7 @@ address become the audit origin of whatever the request does.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
 
@@ -27,6 +28,23 @@ CSRF_COOKIE = "safecity_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAX_OFFSET = 2**53  # fits every database's integer (SQLite's and PostgreSQL's are 64-bit)
+MAX_ID = 2**63 - 1  # the largest id a 64-bit database integer holds
+_DIGITS = re.compile(r"[0-9]{1,19}")
+#: Where the request guard leaves what it found, for ``authenticate`` to take once.
+_CHECKED = "safecity.authenticated"
+
+
+def parse_id(text: str | None) -> int | None:
+    """``text`` as a database id (ASCII digits, at most 2**63-1), or None when it is not one.
+
+    ``str.isdigit`` alone lets through '²' (which ``int`` refuses) and numbers no
+    database integer holds.
+    """
+    text = (text or "").strip()
+    if not _DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
 
 
 def context(request: Request) -> ApiContext:
@@ -45,7 +63,25 @@ def _unauthorised(message: str) -> HTTPException:
 
 
 async def authenticate(request: Request) -> Principal | None:
-    """The principal of the request's token or session, or None (raises on a bad one)."""
+    """The principal of the request's token or session, or None (raises on a bad one).
+
+    The request guard runs this before a body is read; its answer is taken here once.
+    """
+    checked = request.scope.pop(_CHECKED, None)
+    if checked is not None:
+        return checked[0]
+    return await _authenticate(request)
+
+
+async def check_before_body(request: Request) -> Principal | None:
+    """For the request guard: authenticate (raising as :func:`authenticate` does) and keep
+    the answer for the request's own dependencies."""
+    principal = await _authenticate(request)
+    request.scope[_CHECKED] = (principal,)
+    return principal
+
+
+async def _authenticate(request: Request) -> Principal | None:
     ctx: ApiContext = request.app.state.ctx
     header = request.headers.get("authorization")
     if header:

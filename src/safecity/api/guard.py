@@ -3,8 +3,9 @@
 A plain ASGI middleware (no buffering, so live streams flow through untouched):
 
 - a request body that would change something under ``/api/v1`` must come with
-  credentials (a session cookie or a bearer token); without, it is refused (401)
-  before a byte of it is read;
+  valid credentials (a live session cookie with its CSRF token, or a valid bearer
+  token), checked here as the routes check them; otherwise it is refused (401,
+  403) before a byte of it is read;
 - bodies are limited while they arrive, whether or not they announce their
   length: a photo upload may carry ``upload_limit`` bytes, anything else
   ``json_limit`` (413 with the limit in words);
@@ -18,6 +19,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import HTTPException
+from starlette.requests import Request
+
+from safecity.api.deps import check_before_body
+from safecity.store.db import StoreError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,7 +37,8 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "content-security-policy": (
         "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
     ),
 }
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -65,11 +71,19 @@ class RequestGuard:
             scope["method"] in _BODY_METHODS
             and path.startswith("/api/")
             and path not in _PUBLIC_WITH_BODY
-            and b"authorization" not in headers
-            and b"safecity_session=" not in headers.get(b"cookie", b"")
         ):
-            await _answer(send, 401, "sign in first (or send an API token)")
-            return
+            # Valid, not merely present: nobody unknown makes the server take in a body.
+            try:
+                principal = await check_before_body(Request(scope))
+            except HTTPException as exc:
+                await _answer(send, exc.status_code, str(exc.detail))
+                return
+            except StoreError:
+                await _answer(send, 503, "the database is unavailable; try again shortly")
+                return
+            if principal is None:
+                await _answer(send, 401, "sign in first (or send an API token)")
+                return
         limit = self.upload_limit if path.endswith(self.upload_suffix) else self.json_limit
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:

@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 
 from safecity.access.roles import Permission, Principal
 from safecity.api.context import ApiContext
-from safecity.api.deps import Context, Page, check_camera, require
+from safecity.api.deps import Context, Page, check_camera, parse_id, require
 from safecity.api.errors import NotFound
 from safecity.api.imaging import viewer_snapshot
 from safecity.api.schemas.common import JPEG_RESPONSE
@@ -56,7 +56,7 @@ def encode_cursor(row: EventRow) -> str:
 
 
 def decode_cursor(text: str) -> tuple[datetime, int]:
-    if len(text) <= _TIME_DIGITS or not text.isdigit():
+    if len(text) <= _TIME_DIGITS or not text.isdigit() or parse_id(text[_TIME_DIGITS:]) is None:
         raise HTTPException(400, "the cursor is not valid; start again from the first page")
     try:
         at = _EPOCH + int(text[:_TIME_DIGITS]) * _MICROSECOND
@@ -159,8 +159,8 @@ def events(
         check_camera(user, camera)
         cameras = None
     who: int | str | None = person
-    if person is not None and person.isdigit() and len(person) <= 18:
-        who = int(person)  # a person id; a name otherwise
+    if person is not None and parse_id(person) is not None:
+        who = parse_id(person)  # a person id; a name otherwise
     rows = list_events(
         ctx.store,
         camera=camera,

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from safecity.access.roles import Permission, Principal
 from safecity.api.context import ApiContext
-from safecity.api.deps import Context, require, still_signed_in
+from safecity.api.deps import Context, parse_id, require, still_signed_in
 from safecity.api.routers.cameras import health_list
 from safecity.api.routers.events import events_out
 from safecity.store.db import StoreError
@@ -82,8 +82,7 @@ def _poll(
 
 
 def _resume_from(header: str | None) -> int | None:
-    text = (header or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+    return parse_id(header)  # ASCII digits within 64 bits ("²".isdigit() is true)
 
 
 async def _stream(
