@@ -140,7 +140,7 @@ def test_operators_create_watchlists_under_a_usable_authorisation(
     assert taken.status_code == 409
     assert taken.json()["detail"] == "a watchlist named 'second' already exists"
     unknown = operator.post(f"{API}/watchlists", json={"name": "x", "authorisation_id": 999})
-    assert unknown.status_code == 400
+    assert unknown.status_code == 404
     assert unknown.json()["detail"] == "there is no authorisation 999"
     revoke(api_store, wanted.authorisation_id, by="bob", reason="case closed")
     revoked = operator.post(

@@ -85,8 +85,34 @@ _ENROL_LOCK = threading.Lock()
 
 
 # -- authorisations -------------------------------------------------------------------
+# What lies outside a user's cameras answers exactly as what does not exist: the same
+# status (404) and the same sentence, so an id tells nothing about other cameras.
 def authorisation_out(info: AuthorisationInfo) -> AuthorisationOut:
     return AuthorisationOut(**{f: getattr(info, f) for f in AuthorisationOut.model_fields})
+
+
+def covers_yours(user: Principal, cameras: list[str] | None) -> bool:
+    """Whether a scope (None: every camera) covers one of ``user``'s cameras."""
+    if user.sees_all_cameras or cameras is None:
+        return True
+    return bool(user.cameras.intersection(cameras))
+
+
+def _no_authorisation(authorisation_id: int) -> NotFound:
+    return NotFound(f"there is no authorisation {authorisation_id}")
+
+
+def visible_authorisation(
+    ctx: ApiContext, authorisation_id: int, user: Principal
+) -> AuthorisationInfo:
+    """The authorisation, or 404 when it does not exist or covers none of your cameras."""
+    try:
+        info = get_authorisation(ctx.store, authorisation_id)
+    except AuthorisationError:
+        raise _no_authorisation(authorisation_id) from None
+    if not covers_yours(user, info.cameras):
+        raise _no_authorisation(authorisation_id)
+    return info
 
 
 @router.get("/authorisations", response_model=PageOf[AuthorisationOut])
@@ -96,10 +122,14 @@ def list_authorisations_route(
     page: Page,
     status: Annotated[str | None, Query(description=", ".join(STATUSES))] = None,
 ) -> PageOf[AuthorisationOut]:
-    """Every authorisation (or those of one status), oldest first."""
+    """The authorisations covering one of your cameras (or those of one status), oldest first.
+
+    An authorisation for every camera covers yours.
+    """
     if status is not None and status not in STATUSES:
         raise HTTPException(400, f"unknown status {status!r}; statuses are {', '.join(STATUSES)}")
-    rows, next_cursor = page.cut(list_authorisations(ctx.store, status)[page.offset :])
+    visible = [a for a in list_authorisations(ctx.store, status) if covers_yours(user, a.cameras)]
+    rows, next_cursor = page.cut(visible[page.offset :])
     return PageOf[AuthorisationOut](
         items=[authorisation_out(a) for a in rows], next_cursor=next_cursor
     )
@@ -107,10 +137,8 @@ def list_authorisations_route(
 
 @router.get("/authorisations/{authorisation_id}", response_model=AuthorisationOut)
 def get_authorisation_route(authorisation_id: Id, user: Viewer, ctx: Context) -> AuthorisationOut:
-    try:
-        return authorisation_out(get_authorisation(ctx.store, authorisation_id))
-    except AuthorisationError as exc:
-        raise NotFound(str(exc)) from None
+    """One authorisation; 404 as for a missing one when it covers none of your cameras."""
+    return authorisation_out(visible_authorisation(ctx, authorisation_id, user))
 
 
 # -- watchlists -----------------------------------------------------------------------
@@ -133,9 +161,7 @@ def _watchlists_out(ctx: ApiContext, infos: list[WatchlistInfo]) -> list[Watchli
 
 def _in_scope(user: Principal, info: WatchlistInfo) -> bool:
     """A watchlist is seen by those granted a camera its authorisation covers."""
-    if user.sees_all_cameras or info.cameras is None:
-        return True
-    return bool(user.cameras.intersection(info.cameras))
+    return covers_yours(user, info.cameras)
 
 
 def _watchlist(ctx: ApiContext, watchlist_id: int, user: Principal) -> WatchlistInfo:
@@ -168,10 +194,18 @@ def get_watchlist_route(watchlist_id: Id, user: Viewer, ctx: Context) -> Watchli
     responses={409: {"description": "the name is taken"}, 400: {"description": "unusable"}},
 )
 def create_watchlist_route(body: WatchlistIn, user: Manager, ctx: Context) -> WatchlistOut:
-    """A watchlist under an existing authorisation (not a refused or revoked one)."""
+    """A watchlist under an existing authorisation covering one of your cameras (not a
+    refused or revoked one).
+
+    Watchlist names are unique in the whole installation, so a taken name is refused
+    with the same 409 sentence whether or not you can see the watchlist that has it;
+    the answer names nothing else, and a clash with a watchlist outside your cameras
+    is recorded in the audit trail (``watchlist.name_taken``).
+    """
     name = body.name.strip()
     if not name:
         raise HTTPException(400, "a watchlist needs a name")
+    visible_authorisation(ctx, body.authorisation_id, user)  # 404 first: nothing else told
     try:
         info = create_watchlist(
             ctx.store,
@@ -180,15 +214,34 @@ def create_watchlist_route(body: WatchlistIn, user: Manager, ctx: Context) -> Wa
             authorisation=body.authorisation_id,
             clock=ctx.clock,
         )
-    except WatchlistError as exc:
-        raise Conflict(str(exc)) from None
+    except WatchlistError:
+        raise _name_taken(ctx, user, name) from None
     return _watchlists_out(ctx, [info])[0]
+
+
+def _name_taken(ctx: ApiContext, user: Principal, name: str) -> Conflict:
+    try:
+        holder = get_watchlist(ctx.store, name)
+    except WatchlistError:  # removed meanwhile
+        holder = None
+    if holder is not None and not _in_scope(user, holder):
+        record(
+            ctx.store,
+            actor=user.username,
+            action="watchlist.name_taken",
+            object=f"watchlist:{holder.id}",
+            details={"name": name, "holder_hidden": True},
+            clock=ctx.clock,
+        )
+    # The sentence of a clash with a visible watchlist: it names nothing but the name.
+    return Conflict(f"a watchlist named '{name}' already exists")
 
 
 # -- people ---------------------------------------------------------------------------
 @router.get("/watchlists/{watchlist_id}/persons", response_model=PageOf[PersonOut])
 def list_persons(watchlist_id: Id, user: Viewer, ctx: Context, page: Page) -> PageOf[PersonOut]:
-    """The people enrolled on a watchlist (not those removed), by name."""
+    """The people enrolled on a watchlist (not those removed), by name; each page that
+    shows someone is audited (``view.watchlist_persons``)."""
     _watchlist(ctx, watchlist_id, user)
     templates = (
         select(func.count(Template.id))
@@ -222,6 +275,16 @@ def list_persons(watchlist_id: Id, user: Viewer, ctx: Context, page: Page) -> Pa
             for p, n_templates, n_photos in session.execute(query).all()
         ]
     rows, next_cursor = page.cut(rows)
+    if rows:
+        # Names of people on a watchlist: every page shown is on record, as a search is.
+        record(
+            ctx.store,
+            actor=user.username,
+            action="view.watchlist_persons",
+            object=f"watchlist:{watchlist_id}",
+            details={"persons": [r.id for r in rows], "page": bool(page.cursor)},
+            clock=ctx.clock,
+        )
     return PageOf[PersonOut](items=rows, next_cursor=next_cursor)
 
 
@@ -265,7 +328,10 @@ def remove_person(
 def person_photo(person_id: Id, user: FaceViewer, ctx: Context) -> Response:
     """The newest enrolled face photo of a person (for reviewers, beside the probe)."""
     person = _person(ctx, person_id)
-    _watchlist(ctx, person.watchlist_id, user)  # its watchlist covers one of your cameras
+    try:
+        _watchlist(ctx, person.watchlist_id, user)  # its watchlist covers one of your cameras
+    except NotFound:
+        raise NotFound(f"there is no person {person_id}") from None  # as if it did not exist
     path = enrolled_photo(ctx.store, person_id)
     data = None
     if path is not None:
