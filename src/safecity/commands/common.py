@@ -5,6 +5,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
+import threading
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,3 +124,11 @@ def short_time(value) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def stop_on_signals() -> threading.Event:
+    """Ctrl-C and SIGTERM ask for a clean stop (open tracks end, events are stored)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
