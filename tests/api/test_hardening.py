@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import struct
+import subprocess
+import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
 import uvicorn
-from api_support import PASSWORD
+from api_support import PASSWORD, signed_in
 from fastapi import FastAPI
+from governance.governance_support import authorised_watchlist
+
+from safecity.errors import EnrolmentError
+from safecity.governance.audit import list_records
+from safecity.governance.clock import ManualClock
+from safecity.identity.enrol import read_image
+from safecity.identity.imagesize import image_size
+from safecity.store import Store
 
 
 @pytest.fixture
@@ -45,3 +60,92 @@ def test_a_unicode_or_huge_last_event_id_starts_the_stream_afresh(
             with client.stream("GET", "/api/v1/stream", headers=headers) as response:
                 assert response.status_code == 200, resume
                 assert response.headers["content-type"].startswith("text/event-stream")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
+    """A PNG whose header declares ``width`` × ``height`` grey pixels, with a tiny IDAT of
+    zeros (the first rows): a decoder allocates the whole image before it finds out."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\0" * ((width + 1) * 16), 9)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", rows)
+        + _chunk(b"IEND", b"")
+    )
+
+
+TOO_LARGE = "the photo is too large: 20000×20000 pixels; the limit is 40 megapixels"
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_through_the_api(
+    app: FastAPI, api_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(uploads))
+    wanted = authorised_watchlist(api_store, ManualClock(datetime.now(UTC)), "wanted")
+    operator = signed_in(app, "olga")
+    bomb = png_bomb()
+    assert image_size(bomb) == (20000, 20000) and len(bomb) < 10_000
+    started = time.monotonic()
+    response = operator.post(
+        f"/api/v1/watchlists/{wanted.id}/persons",
+        data={"name": "Nobody"},
+        files=[("photos", ("bomb.png", bomb, "image/png"))],
+    )
+    assert time.monotonic() - started < 2
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"] == f"bomb.png: {TOO_LARGE}"
+    assert list(uploads.iterdir()) == []
+    assert operator.get(f"/api/v1/watchlists/{wanted.id}/persons").json()["items"] == []
+    assert list_records(api_store, action="enrolment.add") == []
+
+
+def test_a_decompression_bomb_is_refused_by_the_photo_reader_and_the_cli(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    # The one reader of enrolment and subject-search photos (enroll, subject find, the API).
+    started = time.monotonic()
+    with pytest.raises(EnrolmentError) as refused:
+        read_image(bomb)
+    assert time.monotonic() - started < 1
+    assert str(refused.value) == f"{bomb}: {TOO_LARGE}"
+    env = dict(os.environ, SAFECITY_HOME=str(tmp_path / "data"), COLUMNS="200")
+
+    def safecity(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "safecity", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+        )
+
+    created = safecity(
+        "watchlist", "create", "wanted", "--legal-basis", "Test Act s.1",
+        "--authority", "Test Court", "--reference", "TC-1",
+        "--purpose", "search for a missing person",
+        "--valid-from", "2000-01-01T00:00:00+00:00", "--valid-until", "2999-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    enrolled = safecity("enroll", "wanted", "--person", "Nobody", str(bomb))
+    assert enrolled.returncode == 2, enrolled.stderr
+    assert TOO_LARGE in enrolled.stderr and "Traceback" not in enrolled.stderr
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".webp"])
+def test_the_header_reader_agrees_with_opencv(data_dir: Path, suffix: str) -> None:
+    import cv2
+
+    image = cv2.imread(str(data_dir / "images" / "obama.jpg"))[:, :-7]
+    ok, encoded = cv2.imencode(suffix, image)
+    assert ok
+    height, width = image.shape[:2]
+    assert image_size(encoded.tobytes()) == (width, height)
+    assert image_size(encoded.tobytes()[:8]) is None  # cut short: unknown, never a guess
+    lossless = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes()
+    assert image_size(lossless) == (width, height)

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from safecity.errors import AuthorisationError, EnrolmentError
 from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
+from safecity.identity.imagesize import image_size
 from safecity.identity.photos import encode_photo, photo_relative, remove_photos, write_photo
 from safecity.identity.watchlists import WatchlistInfo, get_watchlist
 from safecity.store.db import Store, StoreError
@@ -45,6 +46,13 @@ MIN_FACE_WIDTH = 64
 # face_quality (size x sharpness x pose, 0..1) below this means blurred or turned
 # away; such a template would hurt every later match of this person.
 MIN_QUALITY = 0.5
+# Decoded, a photo takes 3 bytes a pixel (40 MP: 120 MB); a phone's photo has 12-50 MP.
+# Larger ones are refused from the header, before decoding (a decompression bomb).
+MAX_PIXELS = 40_000_000
+
+
+class PhotoTooLarge(EnrolmentError):
+    """A photo's header declares more pixels than :data:`MAX_PIXELS`."""
 
 
 class FaceFinder(Protocol):
@@ -98,6 +106,7 @@ def read_image(path: Path) -> tuple[np.ndarray, str]:
         raise EnrolmentError(f"{path}: cannot read it ({error.strerror or error})") from None
     if not data:
         raise EnrolmentError(f"{path}: not an image (the file is empty)")
+    check_pixels(data, str(path))
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
@@ -107,6 +116,24 @@ def read_image(path: Path) -> tuple[np.ndarray, str]:
             f"{path}: not an image (OpenCV cannot decode it as JPEG, PNG or another image format)"
         )
     return image, hashlib.sha256(data).hexdigest()
+
+
+def check_pixels(data: bytes, name: str, max_pixels: int | None = None) -> None:
+    """Refuse a photo whose header declares more than ``max_pixels`` (default
+    :data:`MAX_PIXELS`), or whose size cannot be read from its header, before it is decoded."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    size = image_size(data)
+    if size is None:
+        raise EnrolmentError(
+            f"{name}: not an image (only JPEG, PNG, WebP, BMP and GIF photos are read, "
+            "and this one's header is not one of them)"
+        )
+    width, height = size
+    if width * height > limit:
+        raise PhotoTooLarge(
+            f"{name}: the photo is too large: {width}×{height} pixels; "
+            f"the limit is {limit / 1e6:g} megapixels"
+        )
 
 
 def check_photo(

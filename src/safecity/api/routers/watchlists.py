@@ -381,6 +381,12 @@ def _read_upload(upload: UploadFile, name: str, limit_mb: float) -> tuple[bytes,
     declared = (upload.content_type or "").split(";")[0].strip().lower()
     sniffed = _sniff(data[:16])
     if sniffed in (_JPEG, _PNG) and declared in _DECLARED_OK:
+        try:  # from the header, before anything decodes it (a decompression bomb)
+            enrol.check_pixels(data, name)
+        except enrol.PhotoTooLarge as exc:
+            raise HTTPException(413, str(exc)) from None
+        except EnrolmentError:
+            pass  # a damaged header: refused with the other photos' reasons below
         return data, ".jpg" if sniffed == _JPEG else ".png"
     if declared not in _DECLARED_OK:
         kind = declared
