@@ -33,6 +33,7 @@ TABLES = {
     "api_tokens",
     "login_failures",
     "camera_status",
+    "account_sponsors",
 }
 
 
@@ -43,7 +44,7 @@ def test_migrations_create_the_schema_on_an_empty_database(store: Store) -> None
     assert {("camera", "started_at"), ("label",), ("started_at",)} <= event_indexes
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
-            "0003"
+            "0004"
         )
 
 

@@ -4,9 +4,12 @@ Five roles, each limited to the cameras granted to the user (an admin sees all):
 
 - ``viewer``: cameras, events and health, with every face pixelated and no identities;
 - ``operator``: what a viewer sees, unpixelated, plus watchlists and enrolment;
-- ``reviewer``: events with identities and the review queue (four-eyes decisions);
+- ``reviewer``: events with identities and the review queue (four-eyes decisions),
+  and approving or refusing authorisations;
 - ``auditor``: events with identities, watchlists and the audit trail (read and verify);
-- ``admin``: everything, including users and tokens.
+- ``admin``: everything but decisions, including users and tokens. Admins administer;
+  they do not decide (they could set up the accounts of the deciders; see
+  :mod:`safecity.access.duties`).
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ class Permission(StrEnum):
     VIEW_WATCHLISTS = "view watchlists and authorisations"
     MANAGE_WATCHLISTS = "create watchlists and enrol people"
     REVIEW = "confirm or reject candidate matches"
+    DECIDE_AUTHORISATIONS = "approve or refuse authorisations"
     VIEW_AUDIT = "read and verify the audit trail"
     MANAGE_USERS = "manage users and tokens"
 
 
-_ALL = frozenset(Permission)
+#: Decisions that need a second person: never an admin's (see access.duties).
+DECISIONS = frozenset({Permission.REVIEW, Permission.DECIDE_AUTHORISATIONS})
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: _ALL,
+    Role.ADMIN: frozenset(Permission) - DECISIONS,
     Role.OPERATOR: frozenset(
         {
             Permission.VIEW_CAMERAS,
@@ -51,6 +56,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.SEE_FACES,
             Permission.VIEW_WATCHLISTS,
             Permission.REVIEW,
+            Permission.DECIDE_AUTHORISATIONS,
         }
     ),
     Role.AUDITOR: frozenset(

@@ -2,6 +2,13 @@
 
 Every change to an account is audited (``user.create``, ``user.update``,
 ``user.password``); passwords and their hashes never reach the audit trail.
+
+Who set each account's current password is kept (``password_set_by``): a
+password set by someone else (an admin creating the account or resetting it) is
+provisional, and the account takes no decision until its owner sets their own
+(:func:`change_own_password`). Who created an account and everyone else who ever
+set its password are kept too, append-only (``account_sponsors``), for the
+separation-of-duties rules of :mod:`safecity.access.duties`.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from safecity.errors import SafecityError
 from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.store.db import Store
-from safecity.store.schema import User, UserCamera
+from safecity.store.schema import AccountSponsor, User, UserCamera
 
 MIN_PASSWORD = 10
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -45,6 +52,12 @@ class UserInfo:
     disabled: bool
     created_at: datetime
     created_by: str
+    password_set_by: str = ""
+
+    @property
+    def provisional(self) -> bool:
+        """Whether the current password was set by someone other than its owner."""
+        return self.password_set_by != self.username
 
     def principal(self, via: str = "session") -> Principal:
         return Principal(
@@ -91,7 +104,14 @@ def _info(user: User) -> UserInfo:
         disabled=user.disabled,
         created_at=user.created_at,
         created_by=user.created_by,
+        password_set_by=user.password_set_by,
     )
+
+
+def _sponsor(session: Session, user: User, names: Iterable[str], reason: str, at: datetime) -> None:
+    """Append who set up ``user`` (never its owner: one's own password sponsors nobody)."""
+    for name in dict.fromkeys(n for n in names if n and n != user.username):
+        session.add(AccountSponsor(user_id=user.id, sponsor=name, reason=reason, at=at))
 
 
 def _grants(cameras: Iterable[str] | None) -> tuple[bool, list[str]]:
@@ -113,9 +133,16 @@ def create_user(
     by: str,
     cameras: Iterable[str] | None = None,
     display_name: str = "",
+    also_by: Iterable[str] = (),
+    bootstrap: bool = False,
     clock: Clock = SYSTEM_CLOCK,
 ) -> UserInfo:
-    """Create an account; ``["*"]`` grants every camera (None too, for an admin only)."""
+    """Create an account; ``["*"]`` grants every camera (None too, for an admin only).
+
+    ``by`` (and ``also_by``: whoever made the API token ``by`` acted with) are recorded
+    as its sponsors, and its password is provisional until its owner changes it.
+    ``bootstrap``: the first admin, made on the command line when there was none.
+    """
     check_username(username)
     check_password(password, username)
     if cameras is None and role is not Role.ADMIN:
@@ -137,10 +164,12 @@ def create_user(
             created_at=now,
             created_by=by,
             password_changed_at=now,
+            password_set_by=by,
             cameras=[UserCamera(camera=c) for c in names],
         )
         session.add(user)
         session.flush()
+        _sponsor(session, user, [by, *also_by], "bootstrap" if bootstrap else "created", now)
         audit.append(
             session,
             at=now,
@@ -211,15 +240,27 @@ def update_user(
 
 
 def set_password(
-    store: Store, username: str, password: str, *, by: str, clock: Clock = SYSTEM_CLOCK
+    store: Store,
+    username: str,
+    password: str,
+    *,
+    by: str,
+    also_by: Iterable[str] = (),
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
-    """A new password; the user's console sessions end."""
+    """A new password; the user's console sessions end.
+
+    Set by anyone but the owner, it is provisional and they become the account's
+    sponsors for good (``also_by``: whoever made the API token ``by`` acted with).
+    """
     check_password(password, username)
     now = clock.now()
     with store.transaction(write=True) as session:
         user = _require(session, username)
         user.password_hash = hash_password(password)
         user.password_changed_at = now
+        user.password_set_by = by
+        _sponsor(session, user, [by, *also_by], "password", now)
         from safecity.access.sessions import end_sessions_of
 
         end_sessions_of(session, user.id)
@@ -231,6 +272,29 @@ def set_password(
             object=username,
             purpose="access-control",
         )
+
+
+def change_own_password(
+    store: Store,
+    username: str,
+    old_password: str,
+    new_password: str,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    """The owner sets their own password, proving the old one; every session ends.
+
+    This is what makes a provisional password (set by an admin) the owner's own.
+    A wrong old password raises :class:`UserError`.
+    """
+    with store.transaction() as session:
+        user = _find(session, username)
+        password_hash = user.password_hash if user is not None else None
+    if not password_matches(password_hash, old_password):
+        raise UserError("the current password is wrong")
+    if new_password == old_password:
+        raise UserError("the new password must differ from the current one")
+    set_password(store, username, new_password, by=username, clock=clock)
 
 
 def get_user(store: Store, username: str) -> UserInfo:
@@ -269,6 +333,7 @@ __all__ = [
     "MIN_PASSWORD",
     "UserError",
     "UserInfo",
+    "change_own_password",
     "check_password",
     "count_users",
     "create_user",

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from safecity.commands import signin
 from safecity.commands.common import (
     camera_list,
     out,
@@ -20,6 +21,11 @@ app = typer.Typer(
     help="Legal authorisations: two users, a legal basis, a window, a camera scope.",
     no_args_is_help=True,
 )
+#: Proposing, starting an emergency use, filing, approving and refusing are done by a
+#: user who proves who they are: the approver is checked against the others.
+_PASSWORD_STDIN = typer.Option(
+    "--password-stdin", help="read your password from standard input (else it is asked)"
+)
 
 
 def _show(info) -> None:
@@ -30,7 +36,7 @@ def _show(info) -> None:
         f"{short_time(info.valid_from)} → {short_time(info.valid_until)}"
     )
     if info.status == "proposed":
-        out.print(f"a user other than {info.proposed_by} must approve it before any matching")
+        out.print(f"a reviewer other than {info.proposed_by} must approve it before any matching")
     if info.status == "emergency" and info.request_filed_at is None:
         out.print(f"file the request before {short_time(info.emergency_deadline_at)} UTC")
 
@@ -50,15 +56,17 @@ def propose_cmd(
         int | None, typer.Option(min=1, help="days confirmed-match evidence may be kept")
     ] = None,
     renews: Annotated[int | None, typer.Option(help="id of the authorisation this renews")] = None,
+    password_stdin: Annotated[bool, _PASSWORD_STDIN] = False,
 ) -> None:
-    """Propose an authorisation; another user must approve it."""
+    """Propose an authorisation, with your password; a reviewer must approve it."""
     from safecity.governance.authorisations import propose
 
     policy = state.config().authorisations
+    by = signin.decider(password_stdin, "propose an authorisation")
     _show(
         propose(
             state.store(),
-            by=state.actor(),
+            by=by,
             legal_basis=legal_basis,
             authority=authority,
             reference=reference,
@@ -74,22 +82,35 @@ def propose_cmd(
 
 @app.command("approve")
 def approve_cmd(
-    authorisation_id: int, note: Annotated[str, typer.Option(help="approval note")] = ""
+    authorisation_id: int,
+    note: Annotated[str, typer.Option(help="approval note")] = "",
+    password_stdin: Annotated[bool, _PASSWORD_STDIN] = False,
 ) -> None:
-    """Approve a proposal or a filed emergency request (not your own)."""
-    from safecity.governance.authorisations import approve
+    """Approve a proposal or a filed emergency request as a reviewer, with your password.
 
-    _show(approve(state.store(), authorisation_id, by=state.actor(), note=note))
+    Not your own, nor one proposed, started or filed by someone who set up your
+    account, whose account you set up, or who shares a sponsor with you.
+    """
+    from safecity.access.duties import approve
+
+    by = signin.decider(password_stdin, f"approve authorisation {authorisation_id}")
+    _show(approve(state.store(), authorisation_id, decider=by, note=note))
 
 
 @app.command("refuse")
 def refuse_cmd(
-    authorisation_id: int, reason: Annotated[str, typer.Option(help="why it is refused")]
+    authorisation_id: int,
+    reason: Annotated[str, typer.Option(help="why it is refused")],
+    password_stdin: Annotated[bool, _PASSWORD_STDIN] = False,
 ) -> None:
-    """Refuse a proposal or an emergency request; an emergency use's results are deleted."""
-    from safecity.governance.authorisations import refuse
+    """Refuse a proposal or an emergency request as a reviewer, with your password.
 
-    _show(refuse(state.store(), authorisation_id, by=state.actor(), reason=reason))
+    An emergency use's results are deleted.
+    """
+    from safecity.access.duties import refuse
+
+    by = signin.decider(password_stdin, f"refuse authorisation {authorisation_id}")
+    _show(refuse(state.store(), authorisation_id, decider=by, reason=reason))
 
 
 @app.command("revoke")
@@ -111,15 +132,17 @@ def emergency_cmd(
         str | None, typer.Option(help="comma-separated camera names in scope (default: all)")
     ] = None,
     evidence_days: Annotated[int | None, typer.Option(min=1)] = None,
+    password_stdin: Annotated[bool, _PASSWORD_STDIN] = False,
 ) -> None:
-    """Start an emergency use before approval; its request must be filed within the deadline."""
+    """Start an emergency use before approval, with your password; file it by the deadline."""
     from safecity.governance.authorisations import start_emergency
 
     policy = state.config().authorisations
+    by = signin.decider(password_stdin, "start an emergency use")
     _show(
         start_emergency(
             state.store(),
-            by=state.actor(),
+            by=by,
             purpose=purpose,
             reason=reason,
             valid_until=parse_time(valid_until, "--valid-until"),
@@ -136,15 +159,17 @@ def file_cmd(
     legal_basis: Annotated[str, typer.Option()],
     authority: Annotated[str, typer.Option()],
     reference: Annotated[str, typer.Option()],
+    password_stdin: Annotated[bool, _PASSWORD_STDIN] = False,
 ) -> None:
-    """File the authorisation request of an emergency use."""
+    """File the authorisation request of an emergency use, with your password."""
     from safecity.governance.authorisations import file_request
 
+    by = signin.decider(password_stdin, f"file authorisation {authorisation_id}")
     _show(
         file_request(
             state.store(),
             authorisation_id,
-            by=state.actor(),
+            by=by,
             legal_basis=legal_basis,
             authority=authority,
             reference=reference,

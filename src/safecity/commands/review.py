@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from safecity.commands import signin
 from safecity.commands.common import out, print_json_rows, short_time, state
 
 app = typer.Typer(help="Four-eyes review of candidate matches.", no_args_is_help=True)
@@ -51,31 +52,43 @@ def queue_cmd(
     out.print(table)
 
 
-def _decide(event_id: int, decision: str, note: str) -> None:
-    from safecity.governance.review import review_match
+_PASSWORD_STDIN = typer.Option(
+    "--password-stdin", help="read your password from standard input (else it is asked)"
+)
 
-    state_ = review_match(
+
+def _decide(event_id: int, decision: str, note: str, password_stdin: bool) -> None:
+    from safecity.access.duties import review
+
+    reviewer = signin.decider(password_stdin, f"{decision} event {event_id}")
+    state_ = review(
         state.store(),
         event_id,
-        by=state.actor(),
-        decision=decision,  # type: ignore[arg-type]
+        decider=reviewer,
+        decision=decision,
         note=note,
         required=state.config().review.required_confirmations,
     )
     if not state_.counted:
-        out.print(f"{state.actor()} had already confirmed event {event_id}: counted once")
+        out.print(f"{reviewer} had already confirmed event {event_id}: counted once")
     out.print(f"event {event_id}: {state_.describe()}")
 
 
 @app.command("confirm")
-def confirm_cmd(event_id: int, note: Annotated[str, typer.Option()] = "") -> None:
-    """Confirm a candidate match (counts once per reviewer)."""
-    _decide(event_id, "confirm", note)
+def confirm_cmd(
+    event_id: int,
+    note: Annotated[str, typer.Option()] = "",
+    password_stdin: Annotated[bool, _PASSWORD_STDIN] = False,
+) -> None:
+    """Confirm a candidate match as a reviewer, with your password (counts once per reviewer)."""
+    _decide(event_id, "confirm", note, password_stdin)
 
 
 @app.command("reject")
 def reject_cmd(
-    event_id: int, note: Annotated[str, typer.Option(help="why it is a false match")] = ""
+    event_id: int,
+    note: Annotated[str, typer.Option(help="why it is a false match")] = "",
+    password_stdin: Annotated[bool, _PASSWORD_STDIN] = False,
 ) -> None:
-    """Reject a candidate as a false match; its evidence is deleted at once."""
-    _decide(event_id, "reject", note)
+    """Reject a candidate as a false match, with your password; its evidence is deleted."""
+    _decide(event_id, "reject", note, password_stdin)

@@ -1,13 +1,23 @@
-"""``safecity user …``: console and API accounts, roles, camera grants and API tokens."""
+"""``safecity user …``: console and API accounts, roles, camera grants and API tokens.
+
+Every change is made by an enabled admin who proves it (their password, or an
+admin's API token in ``SAFECITY_TOKEN``), except the very first admin, made when
+no enabled admin exists (recorded as a bootstrap by the OS login). With
+``--password-stdin`` the acting admin's password is the first line of standard
+input and a new password the next. ``user password NAME`` run as NAME changes
+one's own password (the current one, then the new one): a password an admin set
+is provisional and takes no decision until its owner has done so.
+"""
 
 from __future__ import annotations
 
-import sys
+import os
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from safecity.commands import signin
 from safecity.commands.common import camera_list, out, print_json_rows, short_time, state
 from safecity.errors import ConfigError
 
@@ -28,14 +38,8 @@ def _role(text: str):
         raise ConfigError(str(exc)) from None
 
 
-def _password(from_stdin: bool) -> str:
-    """From standard input (scripts) or asked twice without echo (people)."""
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise ConfigError("--password-stdin: no password on standard input")
-        return password
-    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+_STDIN_HELP = "read passwords from standard input: yours (unless bootstrap/token), then the new one"
+_ADMIN_STDIN_HELP = "read your password from standard input"
 
 
 @app.command("add")
@@ -44,11 +48,13 @@ def add_cmd(
     role: Annotated[str, typer.Option(help=_ROLE_HELP)],
     cameras: Annotated[str | None, typer.Option(help=_CAMERAS_HELP)] = None,
     name: Annotated[str, typer.Option("--name", help="display name")] = "",
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="read the password from standard input")
-    ] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help=_STDIN_HELP)] = False,
 ) -> None:
-    """Create a user (the first one is usually an admin). Audited."""
+    """Create a user (the first one must be an admin). Audited.
+
+    Their password is provisional: they set their own before taking any decision.
+    """
+    from safecity.access.duties import enabled_admins
     from safecity.access.users import create_user
 
     role_value = _role(role)
@@ -57,13 +63,25 @@ def add_cmd(
         raise ConfigError(
             "--cameras: name the cameras this user may see (e.g. gate-1,square), or '*' for all"
         )
-    password = _password(password_stdin)
+    bootstrap = enabled_admins(state.store()) == 0
+    if bootstrap:
+        if role_value.value != "admin":
+            raise ConfigError(
+                "there is no admin yet: the first account must be an admin "
+                "(safecity user add NAME --role admin)"
+            )
+        by, also = signin.os_login(), []
+    else:
+        by, also = signin.admin(password_stdin, "add users")
+    password = signin.new_password(password_stdin)
     user = create_user(
         state.store(),
         username,
         password,
         role_value,
-        by=state.actor(),
+        by=by,
+        also_by=also,
+        bootstrap=bootstrap,
         cameras=granted,
         display_name=name,
     )
@@ -104,16 +122,20 @@ def set_cmd(
     cameras: Annotated[str | None, typer.Option(help=_CAMERAS_HELP)] = None,
     disable: Annotated[bool, typer.Option("--disable", help="sign the user out for good")] = False,
     enable: Annotated[bool, typer.Option("--enable")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help=_ADMIN_STDIN_HELP)
+    ] = False,
 ) -> None:
     """Change a user's role, camera grants, or disable/enable the account. Audited."""
     from safecity.access.users import update_user
 
     if disable and enable:
         raise ConfigError("--disable and --enable exclude each other")
+    by, _ = signin.admin(password_stdin, "change users")
     user = update_user(
         state.store(),
         username,
-        by=state.actor(),
+        by=by,
         role=_role(role) if role else None,
         cameras=camera_list(cameras),
         set_cameras=cameras is not None,
@@ -129,13 +151,37 @@ def set_cmd(
 @app.command("password")
 def password_cmd(
     username: str,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="read from standard input: your current password (or, for an admin's "
+            "reset, the admin's), then the new one",
+        ),
+    ] = False,
 ) -> None:
-    """Set a new password; the user's console sessions end. Audited."""
-    from safecity.access.users import set_password
+    """Set a new password; the user's sessions end. Audited.
 
-    set_password(state.store(), username, _password(password_stdin), by=state.actor())
-    out.print(f"password of {username} changed; their sessions have ended")
+    Run as USERNAME (--user), it changes your own password, given the current one;
+    run by an admin for someone else, it is a reset: provisional until they change it.
+    """
+    from safecity.access.duties import authenticate
+    from safecity.access.users import change_own_password, get_user, set_password
+
+    store = state.store()
+    get_user(store, username)  # an unknown user is one error line before any prompt
+    if state.actor() == username and not os.environ.get(signin.TOKEN_ENV):
+        current = signin.ask(f"current password of {username}", password_stdin)
+        authenticate(store, username, current, purpose="change their own password")
+        change_own_password(store, username, current, signin.new_password(password_stdin))
+        out.print("your password is changed (your own now); your sessions have ended")
+        return
+    by, also = signin.admin(password_stdin, "reset passwords")
+    set_password(store, username, signin.new_password(password_stdin), by=by, also_by=also)
+    out.print(
+        f"password of {username} reset; their sessions have ended, and it is provisional "
+        "until they set their own"
+    )
 
 
 @token_app.command("create")
@@ -143,13 +189,15 @@ def token_create_cmd(
     username: str,
     name: Annotated[str, typer.Option("--name", help="what uses the token (e.g. 'vms-bridge')")],
     expires_days: Annotated[float | None, typer.Option(help="valid this many days")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help=_ADMIN_STDIN_HELP)
+    ] = False,
 ) -> None:
     """Create an API token acting as USERNAME; printed once, only its hash is kept."""
     from safecity.access.sessions import create_token
 
-    text, info = create_token(
-        state.store(), username, name, by=state.actor(), expires_days=expires_days
-    )
+    by, _ = signin.admin(password_stdin, "create API tokens")
+    text, info = create_token(state.store(), username, name, by=by, expires_days=expires_days)
     out.print(f"token {info.id} for {username} ({name}); keep it secret, it is not shown again:")
     print(text)
 
@@ -181,9 +229,15 @@ def token_list_cmd(
 
 
 @token_app.command("revoke")
-def token_revoke_cmd(token_id: int) -> None:
+def token_revoke_cmd(
+    token_id: int,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help=_ADMIN_STDIN_HELP)
+    ] = False,
+) -> None:
     """Revoke an API token at once. Audited."""
     from safecity.access.sessions import revoke_token
 
-    revoke_token(state.store(), token_id, by=state.actor())
+    by, _ = signin.admin(password_stdin, "revoke API tokens")
+    revoke_token(state.store(), token_id, by=by)
     out.print(f"token {token_id} revoked")

@@ -35,7 +35,7 @@ Every step is appended to the audit trail in the same transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -498,8 +498,14 @@ def approve(
     by: str,
     note: str = "",
     clock: Clock = SYSTEM_CLOCK,
+    vet: Callable[[Session, Authorisation], None] | None = None,
 ) -> AuthorisationInfo:
-    """Approve a proposal (or a filed emergency request); the approver must be another user."""
+    """Approve a proposal (or a filed emergency request); the approver must be another user.
+
+    ``vet(session, row)`` runs inside the transaction, with the row locked, before
+    anything changes: the command line passes the separation-of-duties rules
+    (:func:`safecity.access.duties.approve`) here.
+    """
     by = audit.check_actor(by)
     now = clock.now()
     with store.transaction(write=True) as session:
@@ -523,6 +529,8 @@ def approve(
                 f"{by} filed the request of authorisation {authorisation_id}; "
                 "a different user must approve it"
             )
+        if vet is not None:
+            vet(session, row)
         if row.renews_id is not None and now < row.valid_from:
             raise AuthorisationError(
                 f"renewal {authorisation_id} starts on {row.valid_from.isoformat()}; approving "
@@ -563,8 +571,12 @@ def refuse(
     by: str,
     reason: str,
     clock: Clock = SYSTEM_CLOCK,
+    vet: Callable[[Session, Authorisation], None] | None = None,
 ) -> AuthorisationInfo:
-    """Refuse a proposal or an emergency request: the use stops and its results are deleted."""
+    """Refuse a proposal or an emergency request: the use stops and its results are deleted.
+
+    ``vet(session, row)``: as for :func:`approve`.
+    """
     by = audit.check_actor(by)
     reason = _required({"reason": reason}, "a refusal")["reason"]
     now = clock.now()
@@ -575,6 +587,8 @@ def refuse(
                 f"authorisation {authorisation_id} is {row.status}; only a proposal or an "
                 "emergency use can be refused"
             )
+        if vet is not None:
+            vet(session, row)
         was = row.status
         row.status = "refused"
         row.decided_by = by

@@ -17,6 +17,7 @@ Every decision is audited with the reviewer's name, in the same transaction.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -109,8 +110,14 @@ def review_match(
     note: str = "",
     required: int = 2,
     clock: Clock = SYSTEM_CLOCK,
+    vet: Callable[[Session, list[str]], None] | None = None,
 ) -> ReviewState:
-    """Record one reviewer's decision on a candidate match and return where it stands."""
+    """Record one reviewer's decision on a candidate match and return where it stands.
+
+    ``vet(session, confirmed_by)`` runs inside the transaction, with the event locked,
+    before anything is written: the command line and the API pass the
+    separation-of-duties rules (:func:`safecity.access.duties.review`) here.
+    """
     by = audit.check_actor(by)
     if decision not in ("confirm", "reject"):
         raise ReviewError(f"a review decision is 'confirm' or 'reject', not {decision!r}")
@@ -137,6 +144,8 @@ def review_match(
             select(Review).where(Review.event_id == event_id, Review.reviewer == by)
         )
         confirmed = _confirmations(session, event_id)
+        if vet is not None:
+            vet(session, confirmed)
         if previous is not None:
             if previous.decision != decision:
                 raise ReviewError(

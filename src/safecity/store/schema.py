@@ -377,8 +377,28 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who set the current password: the owner, or (provisional) an admin who created
+    # or reset it. Only an owner-set password may take decisions (access.duties).
+    password_set_by: Mapped[str] = mapped_column(String(128), default="")
 
     cameras: Mapped[list[UserCamera]] = relationship(cascade="all, delete-orphan")
+
+
+class AccountSponsor(Base):
+    """Who set up an account: its creator and everyone else who ever set its password.
+
+    Append-only; ``reason`` is ``created``, ``bootstrap`` (the first admin, made on
+    the command line when no admin existed; ``sponsor`` is then the OS login) or
+    ``password``. The separation-of-duties rules (access.duties) read it.
+    """
+
+    __tablename__ = "account_sponsors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sponsor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UserCamera(Base):

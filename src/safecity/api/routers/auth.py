@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from safecity.access import users
 from safecity.access.roles import PERMISSIONS, Principal
 from safecity.access.sessions import LoginError, login, logout
 from safecity.api.deps import (
@@ -14,13 +15,15 @@ from safecity.api.deps import (
     CurrentUser,
     client_ip,
 )
-from safecity.api.schemas.auth import LoginIn, LoginOut, MeOut
+from safecity.api.schemas.auth import LoginIn, LoginOut, MeOut, OwnPasswordIn
 from safecity.governance.audit import ORIGIN
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def me_out(principal: Principal, csrf: str | None, display_name: str = "") -> MeOut:
+def me_out(
+    principal: Principal, csrf: str | None, display_name: str = "", provisional: bool = False
+) -> MeOut:
     return MeOut(
         username=principal.username,
         display_name=display_name,
@@ -29,7 +32,15 @@ def me_out(principal: Principal, csrf: str | None, display_name: str = "") -> Me
         cameras=None if principal.sees_all_cameras else sorted(principal.cameras),
         via=principal.via,
         csrf_token=csrf,
+        password_provisional=provisional,
     )
+
+
+def _provisional(ctx, username: str) -> bool:
+    try:
+        return users.get_user(ctx.store, username).provisional
+    except users.UserError:
+        return False
 
 
 @router.post(
@@ -71,7 +82,11 @@ def sign_in(body: LoginIn, request: Request, response: Response, ctx: Context) -
     response.set_cookie(
         CSRF_COOKIE, signed.csrf_token, max_age=max_age, samesite="strict", secure=secure, path="/"
     )
-    me = me_out(signed.principal, signed.csrf_token)
+    me = me_out(
+        signed.principal,
+        signed.csrf_token,
+        provisional=_provisional(ctx, signed.principal.username),
+    )
     return LoginOut(**me.model_dump(), expires_at=signed.expires_at)
 
 
@@ -86,7 +101,36 @@ async def sign_out(request: Request, response: Response, user: CurrentUser, ctx:
 
 
 @router.get("/me", response_model=MeOut)
-def whoami(request: Request, user: CurrentUser) -> MeOut:
+def whoami(request: Request, user: CurrentUser, ctx: Context) -> MeOut:
     """The signed-in user, role, permissions and cameras (and the session's CSRF token)."""
     csrf = request.cookies.get(CSRF_COOKIE) if user.via == "session" else None
-    return me_out(user, csrf)
+    return me_out(user, csrf, provisional=_provisional(ctx, user.username))
+
+
+@router.post(
+    "/password",
+    status_code=204,
+    responses={
+        400: {"description": "wrong current password, or a weak new one"},
+        403: {"description": "not a console session"},
+    },
+)
+def change_own_password(
+    body: OwnPasswordIn, response: Response, user: CurrentUser, ctx: Context
+) -> None:
+    """Set your own password, giving the current one (a console session only).
+
+    A password an admin set (at creation or in a reset) is provisional: no decision is
+    taken with it until its owner sets their own here. Every session of the account
+    ends, this one included: sign in again with the new password.
+    """
+    if user.via != "session":
+        raise HTTPException(403, "change your password in a console session, not with a token")
+    try:
+        users.change_own_password(
+            ctx.store, user.username, body.current_password, body.new_password, clock=ctx.clock
+        )
+    except users.UserError as exc:
+        raise HTTPException(400, str(exc)) from None
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")

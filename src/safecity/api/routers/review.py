@@ -2,8 +2,11 @@
 
 A reviewer sees only the candidates of the cameras granted to them. Each
 candidate says whether this reviewer may decide it and, if not, why (they
-enrolled that person or added a photo of them, or already confirmed it), so
-the console can disable its buttons with the reason.
+enrolled that person or added a photo of them, already confirmed it, their
+password is still the one an admin set, or their account and that of an earlier
+confirmer were set up by one another or by the same admin — see
+:mod:`safecity.access.duties`), so the console can disable its buttons with the
+reason. Admins administer and do not decide: they have no review queue.
 """
 
 from __future__ import annotations
@@ -14,19 +17,29 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi import Path as PathParam
 from sqlalchemy import select
 
+from safecity.access import duties
 from safecity.access.roles import Permission, Principal
 from safecity.api.context import ApiContext
-from safecity.api.deps import Context, Page, require
+from safecity.api.deps import Context, CurrentUser, Page
 from safecity.api.errors import NotFound
 from safecity.api.schemas.common import Page as PageOf
 from safecity.api.schemas.review import CandidateOut, ReviewIn, ReviewOut
 from safecity.governance.audit import record
-from safecity.governance.review import Candidate, ReviewError, review_match, review_queue
+from safecity.governance.review import Candidate, ReviewError, review_queue
 from safecity.store.queries import get_event
 from safecity.store.schema import Template
 
 router = APIRouter(prefix="/review", tags=["review"])
-Reviewer = Annotated[Principal, Depends(require(Permission.REVIEW))]
+
+
+async def _reviewer(principal: CurrentUser) -> Principal:
+    why = duties.role_refusal(principal.role, Permission.REVIEW)
+    if why:
+        raise HTTPException(403, why)
+    return principal
+
+
+Reviewer = Annotated[Principal, Depends(_reviewer)]
 _BATCH = 500  # candidates read per query while skipping other cameras'
 
 
@@ -50,10 +63,22 @@ def _enrollers(ctx: ApiContext, candidates: list[Candidate]) -> dict[int, set[st
 
 
 def _candidate_out(
-    c: Candidate, user: Principal, required: int, enrollers: dict[int, set[str]]
+    c: Candidate,
+    user: Principal,
+    required: int,
+    enrollers: dict[int, set[str]],
+    duty: dict[tuple[str, ...], str | None],
+    ctx: ApiContext,
 ) -> CandidateOut:
     mine = user.username in c.confirmed_by
     why_not = None
+    others = tuple(sorted(set(c.confirmed_by) - {user.username}))
+    if others not in duty:
+        duty[others] = (
+            None
+            if user.via == "session"
+            else "decisions are made by a person signed in to the console, not a token"
+        ) or duties.review_refusal(ctx.store, user.username, list(others))
     if c.person_id is not None and user.username in enrollers.get(c.person_id, set()):
         why_not = (
             f"you enrolled {c.person_name or 'this person'} (or added a photo of them); "
@@ -61,6 +86,8 @@ def _candidate_out(
         )
     elif mine:
         why_not = "you already confirmed this match; another reviewer must confirm it"
+    elif duty[others]:
+        why_not = duty[others]
     return CandidateOut(
         event_id=c.event_id,
         camera=c.camera,
@@ -111,8 +138,9 @@ def queue(user: Reviewer, ctx: Context, page: Page) -> PageOf[CandidateOut]:
         )
     required = ctx.config.review.required_confirmations
     enrollers = _enrollers(ctx, taken)
+    duty: dict[tuple[str, ...], str | None] = {}
     return PageOf[CandidateOut](
-        items=[_candidate_out(c, user, required, enrollers) for c in taken],
+        items=[_candidate_out(c, user, required, enrollers, duty, ctx) for c in taken],
         next_cursor=str(position) if more else None,
     )
 
@@ -122,6 +150,10 @@ def queue(user: Reviewer, ctx: Context, page: Page) -> PageOf[CandidateOut]:
     response_model=ReviewOut,
     responses={
         400: {"description": "refused (own enrolment, removed person …)"},
+        403: {
+            "description": "not yours to decide (admin, token, provisional password, "
+            "an earlier confirmer set up your account or shares a sponsor with you)"
+        },
         404: {"description": "no such event on your cameras"},
         409: {"description": "already decided"},
     },
@@ -135,25 +167,28 @@ def decide(
     """Confirm or reject a candidate match (a rejection deletes its images at once).
 
     Only a person signed in to the console decides: an API token may have been made
-    by someone else (an admin), which would let one person confirm as two.
+    by someone else (an admin), which would let one person confirm as two. The
+    separation-of-duties rules (:mod:`safecity.access.duties`) refuse with 403.
     """
-    if user.via != "session":
-        raise HTTPException(
-            403, "review decisions are made by a reviewer signed in to the console, not a token"
-        )
+    try:
+        reviewer = duties.session_decider(user)
+    except duties.DutyError as exc:
+        raise HTTPException(403, str(exc)) from None
     event = get_event(ctx.store, event_id)
     if event is None or not user.sees_camera(event.camera):
         raise NotFound(f"there is no event {event_id} on your cameras")
     try:
-        state = review_match(
+        state = duties.review(
             ctx.store,
             event_id,
-            by=user.username,
+            decider=reviewer,
             decision=body.decision,
             note=body.note,
             required=ctx.config.review.required_confirmations,
             clock=ctx.clock,
         )
+    except duties.DutyError as exc:
+        raise HTTPException(403, str(exc)) from None
     except ReviewError as exc:
         raise HTTPException(409 if " already " in str(exc) else 400, str(exc)) from None
     return ReviewOut(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from safecity.access import sessions, users
+from safecity.access import duties, sessions, users
 from safecity.access.roles import Permission, Principal
 from safecity.api.deps import Context, Page, require
 from safecity.api.errors import Conflict, NotFound
@@ -66,6 +66,7 @@ def create_user(body: UserIn, admin: Admin, ctx: Context) -> UserOut:
         body.password,
         body.role,
         by=admin.username,
+        also_by=duties.token_creator(admin),
         cameras=body.cameras,
         display_name=body.display_name,
         clock=ctx.clock,
@@ -91,8 +92,17 @@ def update_user(username: Username, body: UserPatch, admin: Admin, ctx: Context)
 
 @router.post("/users/{username}/password", status_code=204)
 def set_password(username: Username, body: PasswordIn, admin: Admin, ctx: Context) -> None:
+    """Reset a password: provisional (no decisions) until its owner sets their own, and
+    the admin is recorded for good as having set up the account."""
     _known(ctx, username)
-    users.set_password(ctx.store, username, body.password, by=admin.username, clock=ctx.clock)
+    users.set_password(
+        ctx.store,
+        username,
+        body.password,
+        by=admin.username,
+        also_by=duties.token_creator(admin),
+        clock=ctx.clock,
+    )
 
 
 def token_out(info: sessions.TokenInfo) -> TokenOut:

@@ -26,6 +26,11 @@ class MeOut(BaseModel):
     cameras: list[str] | None = Field(description="null: every camera")
     via: str
     csrf_token: str | None = Field(None, description="send as X-CSRF-Token (console sessions)")
+    password_provisional: bool = Field(
+        False,
+        description="the password was set by someone else (an admin): no decision may be "
+        "taken until you set your own (POST /auth/password)",
+    )
 
 
 class LoginOut(MeOut):
@@ -62,6 +67,11 @@ class UserPatch(BaseModel):
 
 class PasswordIn(BaseModel):
     password: str = Field(min_length=10, max_length=1024)
+
+
+class OwnPasswordIn(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=10, max_length=1024)
 
 
 class TokenIn(BaseModel):
