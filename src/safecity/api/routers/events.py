@@ -2,7 +2,13 @@
 
 Every role sees the events of its granted cameras; only roles that see faces see
 who matched (a viewer gets ``match: null``, no reviews, and snapshots with every
-face pixelated). A search by person is audited, like ``safecity events --person``.
+face pixelated). A search by person is audited, like ``safecity events --person``,
+and so is every page or event that shows who matched.
+
+A viewer cannot tell a matched event from an ordinary one: viewers see a snapshot
+of any event only while an ordinary event keeps one (``retention.snapshots_h``
+after it started), and an event whose match evidence was deleted (a rejected or
+expired match) answers within that time as a snapshot retention removed.
 """
 
 from __future__ import annotations
@@ -97,7 +103,22 @@ def confirmations(ctx: ApiContext, rows: list[EventRow]) -> dict[int, int]:
     return {i: sum(r.decision == "confirm" for r in found) for i, found in reviews.items()}
 
 
-def event_out(row: EventRow, user: Principal, confirmed: int, required: int) -> Event:
+def _snapshot_cutoff(ctx: ApiContext) -> datetime:
+    """Events that started before this keep no ordinary snapshot (retention)."""
+    return ctx.clock.now() - timedelta(hours=ctx.config.retention.snapshots_h)
+
+
+def viewer_snapshot_shown(row: EventRow, cutoff: datetime) -> bool:
+    """Whether a viewer is told the event has a snapshot: as an ordinary event of its
+    age would, whatever became of a match on it (its evidence kept or deleted)."""
+    if row.started_at < cutoff:
+        return False
+    return row.snapshot_path is not None or row.match_status is not None
+
+
+def event_out(
+    row: EventRow, user: Principal, confirmed: int, required: int, cutoff: datetime
+) -> Event:
     """The API's view of ``row`` for ``user``: no match for roles that may not see faces."""
     match = None
     if row.match_status is not None and user.can(Permission.SEE_FACES):
@@ -120,7 +141,9 @@ def event_out(row: EventRow, user: Principal, confirmed: int, required: int) -> 
         ended_at=row.ended_at,
         frames=row.frames,
         best_score=row.best_score,
-        snapshot=row.snapshot_path is not None,
+        snapshot=row.snapshot_path is not None
+        if user.can(Permission.SEE_FACES)
+        else viewer_snapshot_shown(row, cutoff),
         match=match,
     )
 
@@ -128,8 +151,8 @@ def event_out(row: EventRow, user: Principal, confirmed: int, required: int) -> 
 def events_out(ctx: ApiContext, user: Principal, rows: list[EventRow]) -> list[Event]:
     """Many rows at once (one query for their confirmations; blocking)."""
     counts = confirmations(ctx, rows) if user.can(Permission.SEE_FACES) else {}
-    required = ctx.config.review.required_confirmations
-    return [event_out(r, user, counts.get(r.id, 0), required) for r in rows]
+    required, cutoff = ctx.config.review.required_confirmations, _snapshot_cutoff(ctx)
+    return [event_out(r, user, counts.get(r.id, 0), required, cutoff) for r in rows]
 
 
 @router.get("/events", response_model=PageOf[Event])
@@ -218,6 +241,16 @@ def event(event_id: EventId, user: Viewer, ctx: Context) -> EventDetail:
             **base.model_dump(), reviews=[], authorisation_id=None, match_snapshot=False
         )
     reviews = event_reviews(ctx.store, [row.id]).get(row.id, [])
+    if row.person_id is not None:
+        # Who matched, shown: on record, as a page of the list showing it is.
+        record(
+            ctx.store,
+            actor=user.username,
+            action="view.event",
+            object=f"event:{event_id}",
+            details={"person_id": row.person_id, "status": row.match_status},
+            clock=ctx.clock,
+        )
     return EventDetail(
         **base.model_dump(),
         reviews=[EventReview(reviewer=r.reviewer, decision=r.decision, at=r.at) for r in reviews],
@@ -247,6 +280,8 @@ def snapshot(event_id: EventId, user: Viewer, ctx: Context) -> Response:
     row = visible_event(ctx, user, event_id)
     if row.snapshot_path is None:
         raise _gone(event_id, "snapshot")
+    if not user.can(Permission.SEE_FACES) and not viewer_snapshot_shown(row, _snapshot_cutoff(ctx)):
+        raise _gone(event_id, "snapshot")  # as for any event of its age
     if user.can(Permission.SEE_FACES):
         data = _read(ctx, row.snapshot_path, event_id, "snapshot")
     else:
