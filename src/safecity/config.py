@@ -216,7 +216,10 @@ class ApiConfig(_Section):
         5, ge=1, description="failed logins for a user name from one address before it locks"
     )
     login_user_max_failures: int = Field(
-        50, ge=1, description="failed logins for a user name from all addresses before it locks"
+        50,
+        ge=1,
+        description="failed logins for a user name from all addresses before every try for it "
+        "is slowed (never refused)",
     )
     login_ip_max_failures: int = Field(
         20, ge=1, description="failed logins from one address within the window before it locks"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from api_support import PASSWORD, signed_in
 from fastapi import FastAPI
@@ -143,13 +145,15 @@ def test_a_lock_from_one_address_does_not_lock_the_user_out_elsewhere(
     # Rita at her own desk still gets in.
     signed = login(api_store, "rita", PASSWORD, ip="10.1.2.3", policy=policy)
     assert signed.principal.username == "rita"
-    # Many addresses guessing one name lock it everywhere, at the higher limit.
+    # Many addresses guessing one name slow it down everywhere, at the higher limit,
+    # but never lock its owner out.
     policy = policy.model_copy(update={"login_user_max_failures": 8})
     for n in range(3):
         with pytest.raises(LoginError):
             login(api_store, "rita", "guess", ip=f"198.51.100.{n}", policy=policy)
-    with pytest.raises(LoginError, match="too many failed logins"):
-        login(api_store, "rita", PASSWORD, ip="10.1.2.3", policy=policy)
+    started = time.monotonic()
+    assert login(api_store, "rita", PASSWORD, ip="10.1.2.3", policy=policy).principal
+    assert time.monotonic() - started >= 0.5
 
 
 def test_the_last_admin_stays_and_grants_are_explicit(app: FastAPI) -> None:

@@ -31,8 +31,17 @@ from safecity.store import Store
 
 @pytest.fixture
 def server(app: FastAPI) -> Iterator[SimpleNamespace]:
+    # Behind a "proxy" (this host) as `safecity serve` runs with forwarded_allow_ips:
+    # X-Forwarded-For names the client, so a test can come from many addresses.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        proxy_headers=True,
+        forwarded_allow_ips=["127.0.0.1"],
     )
     config.timeout_graceful_shutdown = 2
     running = uvicorn.Server(config)
@@ -149,3 +158,42 @@ def test_the_header_reader_agrees_with_opencv(data_dir: Path, suffix: str) -> No
     assert image_size(encoded.tobytes()[:8]) is None  # cut short: unknown, never a guess
     lossless = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes()
     assert image_size(lossless) == (width, height)
+
+
+def test_guessing_from_many_addresses_slows_the_name_but_never_locks_its_owner_out(
+    server: SimpleNamespace, api_store: Store
+) -> None:
+    def attempt(address: str, password: str) -> tuple[httpx.Response, float]:
+        started = time.monotonic()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            response = client.post(
+                "/api/v1/auth/login",
+                json={"username": "rita", "password": password},
+                headers={"X-Forwarded-For": address},
+            )
+        return response, time.monotonic() - started
+
+    for n in range(10):  # 5 wrong passwords from each of 10 addresses: 50 for the name
+        for _ in range(5):
+            response, _ = attempt(f"198.51.100.{n}", "guess")
+            assert response.status_code == 401, response.text
+    # Rita from an eleventh address gets in, after a short wait.
+    signed, waited = attempt("203.0.113.11", PASSWORD)
+    assert signed.status_code == 200, signed.text
+    assert 0.5 <= waited < 5
+    # Each of the guessing addresses is locked for rita (its own guesses), and only it.
+    locked, _ = attempt("198.51.100.0", PASSWORD)
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    assert locked.json()["detail"].startswith("too many failed logins from this address")
+    # Further guesses from a twelfth address are slowed, the wait doubling, not refused.
+    waits = []
+    for _ in range(2):
+        guessed, slowed = attempt("203.0.113.12", "guess")
+        assert guessed.status_code == 401
+        assert guessed.json()["detail"] == "wrong user name or password"
+        waits.append(slowed)
+    assert waits[0] >= 0.5 and waits[1] >= 1.0
+    actions = [r.action for r in list_records(api_store)]
+    assert actions.count("auth.login_slowed") == 1
+    assert actions.count("auth.login_locked") == 10
+    assert actions.count("auth.login") == 1

@@ -2,8 +2,10 @@
 
 A session cookie and an API token are random secrets; the database keeps only
 their SHA-256, so a copy of the database signs nobody in. Failed logins are
-counted per user name and per address within a window; past the limit, logins
-are refused (HTTP 429) until the window has passed. Every login, logout,
+counted within a window per user name and address, per address, and per name
+from anywhere. Past the first two limits that address is refused (HTTP 429)
+until the window has passed; past the third every try for the name is slowed
+(never refused: a stranger must not be able to lock a colleague out). Every login, logout,
 failed login, lock and token change is in the audit trail.
 """
 
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +36,10 @@ _TOKEN_ID = re.compile(r"[0-9]{1,19}")
 _MAX_ID = 2**63 - 1
 _TOUCH_EVERY = timedelta(seconds=60)  # last-seen times are written at most this often
 _BAD_LOGIN = "wrong user name or password"
+#: Past ``login_user_max_failures`` for a name, each try for it waits this long, doubling
+#: with every further failure up to ``SLOW_MAX_S``; the right password still gets in.
+SLOW_FIRST_S = 0.5
+SLOW_MAX_S = 5.0
 
 
 class LoginError(SafecityError):
@@ -71,21 +78,25 @@ class _Counts:
     pair: int
     name: int
     address: int
-    last: datetime | None
+    last: datetime | None  # the newest failure from this address
 
     def locked(self, policy: ApiConfig) -> bool:
+        """Refused from this address (only): it guessed too often."""
         return (
-            self.pair >= policy.login_max_failures
-            or self.name >= policy.login_user_max_failures
-            or self.address >= policy.login_ip_max_failures
+            self.pair >= policy.login_max_failures or self.address >= policy.login_ip_max_failures
         )
+
+    def pause_s(self, policy: ApiConfig) -> float:
+        """How long a try for this name waits first: 0 below the name's limit."""
+        over = self.name - policy.login_user_max_failures
+        return 0.0 if over < 0 else min(SLOW_MAX_S, SLOW_FIRST_S * 2 ** min(over, 16))
 
 
 def _counts(session: Session, username: str, ip: str, since: datetime) -> _Counts:
     pair, last = _failures(session, since, LoginFailure.username == username, LoginFailure.ip == ip)
-    name, last_name = _failures(session, since, LoginFailure.username == username)
+    name, _ = _failures(session, since, LoginFailure.username == username)
     address, last_ip = _failures(session, since, LoginFailure.ip == ip)
-    times = [t for t in (last, last_name, last_ip) if t is not None]
+    times = [t for t in (last, last_ip) if t is not None]
     return _Counts(pair, name, address, max(times) if times else None)
 
 
@@ -100,10 +111,14 @@ def login(
 ) -> SignedIn:
     """Check the password and open a session, or raise :class:`LoginError`.
 
-    A name is locked per address (``login_max_failures``), so a stranger cannot
-    lock a colleague out from elsewhere, and across addresses only at the far
-    higher ``login_user_max_failures``. The password is checked outside any write
-    transaction (argon2 takes a while; the pipeline's writes must not wait).
+    A name is locked per address (``login_max_failures``) and an address for
+    every name (``login_ip_max_failures``), so a stranger cannot lock a colleague
+    out from elsewhere. Past ``login_user_max_failures`` for a name from all
+    addresses, every try for it waits first (:data:`SLOW_FIRST_S`, doubling, at
+    most :data:`SLOW_MAX_S`) and then is answered as usual: guessing spread over
+    many addresses is slowed, the user is never refused. The password is checked
+    outside any write transaction (argon2 takes a while; the pipeline's writes
+    must not wait).
     """
     now = clock.now()
     window = timedelta(minutes=policy.login_window_minutes)
@@ -120,10 +135,13 @@ def login(
         wait = max(1, int((counts.last + window - now).total_seconds()))
         minutes = -(-wait // 60)
         raise LoginError(
-            f"too many failed logins for this user name or address; "
+            f"too many failed logins from this address; "
             f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
             retry_after_s=wait,
         )
+    pause = counts.pause_s(policy)
+    if pause:
+        time.sleep(pause)  # outside any transaction
     ok = password_matches(password_hash, password)
     reason = (
         "unknown user"
@@ -195,17 +213,22 @@ def _record_failure(
             purpose="access-control",
             details={"ip": ip, "reason": reason},
         )
-        # One lock record when a limit is reached, not one per refused try after it.
+        # One record when a limit is reached, not one per refused try after it: the
+        # address locked, or (from here on) every try for the name slowed.
+        reached = []
         if (
             counts.pair == policy.login_max_failures
-            or counts.name == policy.login_user_max_failures
             or counts.address == policy.login_ip_max_failures
         ):
+            reached.append("auth.login_locked")
+        if counts.name == policy.login_user_max_failures:
+            reached.append("auth.login_slowed")
+        for action in reached:
             audit.append(
                 session,
                 at=now,
                 actor=audit.SYSTEM_ACTOR,
-                action="auth.login_locked",
+                action=action,
                 object=username,
                 purpose="access-control",
                 details={
