@@ -565,7 +565,8 @@ NOW = T0 + HOUR
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory, data_dir):
     """One real pipeline run on the pedestrians sample (OpenCV's vtest.avi), 2 frames/s,
-    with an approved watchlist on its camera and one enrolled person."""
+    with an approved watchlist on its camera and one enrolled person. Everything runs on
+    one manual clock at NOW (frames from NOW on), whatever the day."""
     from safecity.governance.clock import ManualClock
     from safecity.governance.uses import AuditedGallery
     from safecity.identity.enrol import enroll
@@ -608,27 +609,27 @@ def sample_run(tmp_path_factory, data_dir):
         by="alice",
         clock=clock,
     )
-    gallery = AuditedGallery(GalleryCache(store, config), store)
+    gallery = AuditedGallery(GalleryCache(store, config), store, clock=clock)
     try:
         run = analyze_one(
             camera,
             config,
             Stages.load(config),
-            write=StoreSink(store).write_many,
+            write=StoreSink(store, clock).write_many,
             matcher_for=gallery.matcher_for,
             start_time=NOW,
         )
     finally:
         gallery.close()
-    yield store, config, run
+    yield store, config, run, clock
     store.close()
 
 
 @pytest.mark.slow
 def test_reports_from_a_pipeline_run_match_the_database(sample_run, tmp_path) -> None:
-    store, config, run = sample_run
+    store, config, run, clock = sample_run
     start, end = NOW - HOUR, NOW + HOUR
-    report = gather_transparency(store, config, start, end, by="alice")
+    report = gather_transparency(store, config, start, end, by="alice", clock=clock)
     with store.transaction() as session:
         uses = session.scalars(select(IdentificationUse)).all()
         events = session.scalar(select(func.count(EventRecord.id)))
@@ -657,7 +658,7 @@ def test_reports_from_a_pipeline_run_match_the_database(sample_run, tmp_path) ->
     assert f'id="total-hours">{seconds / 3600:.2f}<' in html
     assert "<svg" in html
 
-    dpia = gather_dpia(store, config, by="alice", evaluations_home=tmp_path)
+    dpia = gather_dpia(store, config, by="alice", evaluations_home=tmp_path, clock=clock)
     (camera,) = dpia.cameras
     assert camera.identification_hours == seconds / 3600 and camera.events == events
     assert [(w.name, w.persons, w.templates) for w in dpia.watchlists] == [("wanted", 1, 1)]

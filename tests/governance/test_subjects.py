@@ -284,7 +284,10 @@ def test_someone_not_held_finds_nothing_and_is_still_audited(
     store: Store, clock, detector, embedder, images, tmp_path
 ) -> None:
     authorised_watchlist(store, clock, "wanted")
-    enroll(store, "wanted", "Barack Obama", [images / "obama.jpg"], detector, embedder, by="alice")
+    enroll(
+        store, "wanted", "Barack Obama", [images / "obama.jpg"], detector, embedder, by="alice",
+        clock=clock,
+    )  # fmt: skip
 
     found = _find(store, images / "biden.jpg", detector, embedder, clock, ref="SAR-3")
 
@@ -308,7 +311,10 @@ def test_a_photo_without_exactly_one_face_is_refused_and_nothing_is_searched(
 ) -> None:
     store = sqlite_store
     authorised_watchlist(store, clock, "wanted")
-    enroll(store, "wanted", "Barack Obama", [images / "obama.jpg"], detector, embedder, by="alice")
+    enroll(
+        store, "wanted", "Barack Obama", [images / "obama.jpg"], detector, embedder, by="alice",
+        clock=clock,
+    )  # fmt: skip
     plate = images / "licenseplate_motion.jpg"
     with pytest.raises(SubjectError, match="no face found in .*licenseplate_motion.jpg"):
         _find(store, plate, detector, embedder, clock)

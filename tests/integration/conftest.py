@@ -39,7 +39,8 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 def authorise_watchlist(store) -> str:
-    """A watchlist for every camera, valid from a day before NOW (alice proposed, bob approved)."""
+    """A watchlist for every camera, valid a day either side of NOW (alice proposed, bob
+    approved). NOW is fixed: pass ManualClock(NOW) to whatever checks it."""
     from safecity.governance.authorisations import approve
     from safecity.governance.clock import ManualClock
     from safecity.identity.watchlists import create_watchlist
@@ -54,10 +55,10 @@ def authorise_watchlist(store) -> str:
         authority="Test Court",
         reference="TC-2026-001",
         purpose="integration test",
-        # Matching needs the window to hold at the frame's time (NOW) and when the
-        # match is stored (the machine's clock): a wide window covers both.
+        # Matching needs the window to hold at the frame's time (from NOW on) and when
+        # the match is stored (the sink's clock, set to NOW): the run's day covers both.
         valid_from=NOW - timedelta(days=1),
-        valid_until=NOW + timedelta(days=3650),
+        valid_until=NOW + timedelta(days=1),
         cameras=None,
     )
     approve(store, info.authorisation_id, by="bob", clock=clock)

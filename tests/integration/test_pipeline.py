@@ -33,7 +33,8 @@ def _run(
         camera,
         config,
         stages,
-        write=StoreSink(store).write_many,
+        # The sink checks the authorisation at the frame's time and "now": both at start.
+        write=StoreSink(store, ManualClock(start)).write_many,
         matcher_for=provider,
         annotated_video=annotated,
         start_time=start,
