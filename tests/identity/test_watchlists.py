@@ -219,8 +219,10 @@ def test_list_counts_persons_and_templates(store: Store) -> None:
     w = _approved(store, "w", **_authorised())
     _enrol_vectors(store, w.id, "A", [_unit(1), _unit(2)])
     _enrol_vectors(store, w.id, "B", [_unit(3)])
-    (row,) = list_watchlists(store)
-    assert (row.persons, row.templates, row.valid_now) == (2, 3, False)  # NOW + 30 days is past
+    (row,) = list_watchlists(store, clock=ManualClock(NOW))
+    assert (row.persons, row.templates, row.valid_now) == (2, 3, True)
+    (later,) = list_watchlists(store, clock=ManualClock(NOW + 31 * DAY))
+    assert later.valid_now is False  # its window ended at NOW + 30 days
     assert row.status == "active" and row.authorisation_id
     assert row.covers("any-camera", NOW)
 

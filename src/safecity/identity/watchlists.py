@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import func, select
@@ -150,10 +150,12 @@ def create_watchlist(
             details={"name": name, "authorisation": row.id, "reference": row.reference},
         )
         watchlist_id = watchlist.id
-    return get_watchlist(store, watchlist_id)
+    return get_watchlist(store, watchlist_id, clock=clock)
 
 
-def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
+def _infos(
+    store: Store, where: object | None = None, clock: Clock = SYSTEM_CLOCK
+) -> list[WatchlistInfo]:
     persons = (
         select(func.count(Person.id))
         .where(Person.watchlist_id == Watchlist.id, Person.removed_at.is_(None))
@@ -172,7 +174,7 @@ def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
     )
     if where is not None:
         query = query.where(where)  # type: ignore[arg-type]
-    now = datetime.now(UTC)
+    now = clock.now()
     with store.transaction() as session:
         rows = session.execute(query.order_by(Watchlist.name)).all()
         scopes = camera_scopes(session)
@@ -200,15 +202,17 @@ def _infos(store: Store, where: object | None = None) -> list[WatchlistInfo]:
     ]
 
 
-def list_watchlists(store: Store) -> list[WatchlistInfo]:
-    """Every watchlist with its authorisation and counts, by name."""
-    return _infos(store)
+def list_watchlists(store: Store, *, clock: Clock = SYSTEM_CLOCK) -> list[WatchlistInfo]:
+    """Every watchlist with its authorisation and counts, by name (``valid_now`` on ``clock``)."""
+    return _infos(store, clock=clock)
 
 
-def get_watchlist(store: Store, watchlist: str | int) -> WatchlistInfo:
+def get_watchlist(
+    store: Store, watchlist: str | int, *, clock: Clock = SYSTEM_CLOCK
+) -> WatchlistInfo:
     """One watchlist by name or id; :class:`WatchlistError` when there is none."""
     key = Watchlist.id == watchlist if isinstance(watchlist, int) else Watchlist.name == watchlist
-    found = _infos(store, key)
+    found = _infos(store, key, clock)
     if not found:
         raise WatchlistError(
             f"no watchlist named '{watchlist}'; create it first with safecity watchlist create"

@@ -211,7 +211,7 @@ def gather_dpia(
             w.templates,
             tuple(w.cameras) if w.cameras is not None else None,
         )
-        for w in list_watchlists(store)
+        for w in list_watchlists(store, clock=clock)
     )
     with store.transaction() as session:
         counts = _counts(session)
