@@ -197,3 +197,26 @@ def test_guessing_from_many_addresses_slows_the_name_but_never_locks_its_owner_o
     assert actions.count("auth.login_slowed") == 1
     assert actions.count("auth.login_locked") == 10
     assert actions.count("auth.login") == 1
+
+
+def test_disabling_an_account_revokes_its_api_tokens_for_good(
+    app: FastAPI, api_store: Store
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from safecity.access.sessions import create_token, list_tokens
+
+    text, info = create_token(api_store, "aude", "siem export", by="ada")
+    machine = TestClient(app, headers={"Authorization": f"Bearer {text}"})
+    assert machine.get("/api/v1/auth/me").status_code == 200
+    admin = signed_in(app, "ada")
+    assert admin.patch("/api/v1/users/aude", json={"disabled": True}).status_code == 200
+    assert machine.get("/api/v1/auth/me").status_code == 401
+    assert admin.patch("/api/v1/users/aude", json={"disabled": False}).status_code == 200
+    refused = machine.get("/api/v1/auth/me")
+    assert refused.status_code == 401
+    assert refused.json()["detail"].startswith("the API token is not valid")
+    (token,) = list_tokens(api_store, "aude")
+    assert token.revoked_at is not None
+    (revoked,) = list_records(api_store, action="token.revoke")
+    assert revoked.object == f"token:{info.id}" and revoked.actor == "ada"

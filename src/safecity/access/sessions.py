@@ -289,6 +289,22 @@ def end_sessions_of(session: Session, user_id: int) -> None:
     session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
 
 
+def revoke_tokens_of(session: Session, user_id: int, *, by: str, now: datetime) -> None:
+    """Revoke every live API token of a user (an account disabled), each audited."""
+    live = select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    for row in session.scalars(live).all():
+        row.revoked_at = now
+        audit.append(
+            session,
+            at=now,
+            actor=by,
+            action="token.revoke",
+            object=f"token:{row.id}",
+            purpose="access-control",
+            details={"reason": "account disabled"},
+        )
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     id: int

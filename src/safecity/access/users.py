@@ -195,7 +195,7 @@ def update_user(
 ) -> UserInfo:
     """Change role, camera grants (when ``set_cameras``) or whether the account is disabled.
 
-    Disabling an account ends its sessions; its API tokens stop working with it.
+    Disabling an account ends its sessions and revokes its API tokens for good.
     """
     now = clock.now()
     with store.transaction(write=True) as session:
@@ -222,9 +222,11 @@ def update_user(
             if not others:
                 raise UserError(f"{username} is the last admin; make another admin first")
         if disabled:
-            from safecity.access.sessions import end_sessions_of
+            from safecity.access.sessions import end_sessions_of, revoke_tokens_of
 
             end_sessions_of(session, user.id)
+            # For good: enabling the account again does not bring its tokens back.
+            revoke_tokens_of(session, user.id, by=by, now=now)
         if changes:
             audit.append(
                 session,
