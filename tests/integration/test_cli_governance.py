@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from test_cli import count, one_error_line, safecity
+from test_cli import SAFECITY, count, one_error_line, safecity
 
+from safecity.access.roles import Role
+from safecity.access.users import create_user, set_password
 from safecity.events import Event, Snapshot
 from safecity.store import open_store
 from safecity.store.schema import Person
@@ -21,13 +26,39 @@ NOW = datetime.now(UTC)
 pytestmark = pytest.mark.slow  # each test runs several safecity processes
 
 
+PASSWORD = "a long enough secret"
+#: Real accounts, each set up by its own admin stand-in, each password its owner's.
+USERS = {
+    "alice": Role.OPERATOR,
+    "bob": Role.REVIEWER,
+    "carol": Role.REVIEWER,
+    "dave": Role.REVIEWER,
+}
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
+    store = open_store(
+        f"sqlite:///{tmp_path / 'data' / 'safecity.db'}", tmp_path / "data" / "media"
+    )
+    for name, role in USERS.items():
+        create_user(store, name, PASSWORD, role, by=f"setup-{name}", cameras=["*"])
+        set_password(store, name, PASSWORD, by=name)
+    store.close()
     return tmp_path
 
 
-def _as(home: Path, user: str, *args: str):
-    return safecity(home, "--user", user, *args)
+def _as(home: Path, user: str, *args: str, password: str = PASSWORD):
+    """``safecity --user USER ARGS --password-stdin`` with the password on standard input."""
+    return subprocess.run(
+        [*SAFECITY, "--user", user, *args, "--password-stdin"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, SAFECITY_HOME=str(home / "data"), COLUMNS="60"),
+        cwd=home,
+    )
 
 
 def _propose(home: Path) -> None:
@@ -50,23 +81,33 @@ def _propose(home: Path) -> None:
         (NOW + timedelta(days=1)).isoformat(),
     )
     assert done.returncode == 0, done.stderr
-    assert "a user other than alice must approve it" in done.stdout
+    assert "a reviewer other than alice must approve it" in done.stdout
 
 
 def test_two_users_then_a_watchlist_then_a_verified_trail(home: Path) -> None:
     _propose(home)
     line = one_error_line(_as(home, "alice", "authorisation", "approve", "1"))
     assert "a different user must approve it" in line
+    # A name that is no account, or the right name with the wrong password, decides nothing.
+    line = one_error_line(_as(home, "Bob", "authorisation", "approve", "1"))
+    assert line == "error: wrong user name or password for 'Bob'"
+    line = one_error_line(_as(home, "bob", "authorisation", "approve", "1", password="guessed it!"))
+    assert line == "error: wrong user name or password for 'bob'"
     done = _as(home, "bob", "authorisation", "approve", "1")
     assert done.returncode == 0 and "active" in done.stdout
-    done = _as(home, "bob", "watchlist", "create", "missing", "--authorisation", "1")
+    done = safecity(home, "--user", "bob", "watchlist", "create", "missing", "--authorisation", "1")
     assert done.returncode == 0 and "(active)" in done.stdout
 
     done = safecity(home, "audit", "verify")
     assert done.returncode == 0, done.stderr
-    assert "audit trail intact: 3 records" in done.stdout
-    done = safecity(home, "audit", "list", "--json")
+    assert "audit trail intact: 13 records" in done.stdout
+    done = safecity(home, "audit", "list", "--json", "--limit", "100")
     assert '"authorisation.approve"' in done.stdout and '"bob"' in done.stdout
+    failed = [r for r in json.loads(done.stdout) if r["action"] == "auth.login_failed"]
+    assert sorted((r["object"], r["details"]["reason"]) for r in failed) == [
+        ("Bob", "unknown user"),
+        ("bob", "wrong password"),
+    ]
     # Whoever --user claims to be, the record also says where it came from.
     assert '"origin": "cli ' in done.stdout
 
@@ -93,7 +134,7 @@ def test_truncation_is_caught_by_the_signed_head(home: Path) -> None:
     _as(home, "bob", "authorisation", "approve", "1")  # each command signs the new head
     connection = sqlite3.connect(home / "data" / "safecity.db")
     connection.executescript(
-        "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE id = 2;"
+        "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE id = 10;"
     )
     connection.close()
     done = safecity(home, "audit", "verify")
@@ -103,7 +144,7 @@ def test_truncation_is_caught_by_the_signed_head(home: Path) -> None:
 def test_two_reviewers_confirm_a_match(home: Path, data_dir: Path) -> None:
     _propose(home)
     _as(home, "bob", "authorisation", "approve", "1")
-    _as(home, "alice", "watchlist", "create", "missing", "--authorisation", "1")
+    safecity(home, "--user", "alice", "watchlist", "create", "missing", "--authorisation", "1")
     store = open_store(f"sqlite:///{home / 'data' / 'safecity.db'}", home / "data" / "media")
     with store.transaction() as session:
         person = Person(name="Jane Doe", watchlist_id=1, enrolled_by="alice")
@@ -156,7 +197,7 @@ def test_run_records_its_config_enforces_retention_and_signs(home: Path, data_di
         "retention: {interval_s: 3600}\n"
     )
     for _ in range(2):
-        done = _as(home, "alice", "--config", str(config), "run")
+        done = safecity(home, "--user", "alice", "--config", str(config), "run")
         assert done.returncode == 0, done.stderr
     listed = safecity(home, "audit", "list", "--json", "--limit", "1000").stdout
     assert listed.count('"config.change"') == 1
