@@ -24,9 +24,22 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _user_add(home: Path, *args: str, password: str = PASSWORD) -> subprocess.CompletedProcess:
+    """As chief: the first admin when there is none (bootstrap), then chief's password first."""
+    first = count(home, "users") == 0
     return subprocess.run(
-        [*SAFECITY, "--user", "installer", "user", "add", *args, "--password-stdin"],
-        input=password + "\n",
+        [*SAFECITY, "--user", "chief", "user", "add", *args, "--password-stdin"],
+        input=("" if first else PASSWORD + "\n") + password + "\n",
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        timeout=120,
+    )
+
+
+def _as_chief(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SAFECITY, "--user", "chief", *args, "--password-stdin"],
+        input=PASSWORD + "\n",
         capture_output=True,
         text=True,
         env=_env(home),
@@ -53,10 +66,18 @@ def test_users_are_created_changed_and_refused_in_words(tmp_path: Path) -> None:
     assert "at least 10 characters" in one_error_line(
         _user_add(tmp_path, "z", "--role", "viewer", "--cameras", "*", password="short")
     )
-    changed = safecity(tmp_path, "user", "set", "vic", "--cameras", "gate-1,square", "--disable")
+    nobody = subprocess.run(
+        [*SAFECITY, "--user", "vic", "user", "set", "vic", "--role", "admin", "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+    )
+    assert "vic is not an admin" in one_error_line(nobody)
+    changed = _as_chief(tmp_path, "user", "set", "vic", "--cameras", "gate-1,square", "--disable")
     assert changed.returncode == 0, changed.stderr
     assert "cameras gate-1, square, disabled" in changed.stdout
-    token = safecity(tmp_path, "user", "token", "create", "chief", "--name", "vms-bridge")
+    token = _as_chief(tmp_path, "user", "token", "create", "chief", "--name", "vms-bridge")
     assert token.returncode == 0 and token.stdout.strip().splitlines()[-1].startswith("sc_")
     listed = safecity(tmp_path, "user", "list")
     assert "chief" in listed.stdout and "vic" in listed.stdout
