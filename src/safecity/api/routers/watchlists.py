@@ -191,7 +191,11 @@ def get_watchlist_route(watchlist_id: Id, user: Viewer, ctx: Context) -> Watchli
     "/watchlists",
     response_model=WatchlistOut,
     status_code=201,
-    responses={409: {"description": "the name is taken"}, 400: {"description": "unusable"}},
+    responses={
+        409: {"description": "the name is taken"},
+        400: {"description": "unusable"},
+        404: {"description": "no such authorisation covers one of your cameras"},
+    },
 )
 def create_watchlist_route(body: WatchlistIn, user: Manager, ctx: Context) -> WatchlistOut:
     """A watchlist under an existing authorisation covering one of your cameras (not a
