@@ -4,7 +4,12 @@ Schemathesis generates valid and invalid requests for each operation and sends
 them, signed in as an admin with an API token, to the app on a seeded SQLite
 store. No request may end in a server error (5xx), and every successful answer
 must match the response model the operation documents. The streaming routes
-never end a response, so they are left out.
+never end a response, so they are left out (their ``Last-Event-ID`` is tested
+in ``test_hardening.py``).
+
+Some cases are bent towards what broke before: strings whose characters
+``str.isdigit`` accepts but ``int`` does not ("²", "٣"), and numbers no database
+integer holds, in every query and path parameter and in the API token.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from governance.governance_support import (
     unit,
 )
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -94,6 +100,30 @@ def _described() -> dict:
 
 schema = schemathesis.openapi.from_dict(_described()).exclude(path_regex=STREAMING)
 
+#: Digits to ``str.isdigit`` (not to ``int``), and integers beyond 64 bits.
+TRICKY = ("²", "٣", "١٢", "9" * 20, str(2**63), str(2**64), "0" * 11 + "9" * 21, "-1")
+
+
+def _bent(case, how: int, value: str):
+    """``case`` with ``value`` in every query and path parameter (how 1, 3) and/or as the
+    id of its API token (how 2, 3); as generated for any other ``how``."""
+    if how in (1, 3):
+        for part in ("query", "path_parameters"):
+            params = getattr(case, part)
+            if params:
+                setattr(case, part, dict.fromkeys(params, value))
+    if how in (2, 3):
+        # Headers travel as Latin-1: "²" (0xB2) can be sent in one, "٣" cannot.
+        token = value if value.isascii() or value == "²" else "²"
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer sc_{token}_x"}
+    return case
+
+
+@schema.hook
+def flatmap_case(ctx, case):
+    how = st.sampled_from((0, 0, 0, 1, 2, 3))
+    return st.tuples(how, st.sampled_from(TRICKY)).map(lambda bent: _bent(case, *bent))
+
 
 def success_matches_schema(ctx, response, case):
     """What a client parses (2xx bodies) must be what the operation documents.
@@ -119,8 +149,10 @@ def success_matches_schema(ctx, response, case):
     ],
 )
 def test_no_request_is_a_server_error(case, app: FastAPI, admin: Admin) -> None:
+    token = (case.headers or {}).pop("Authorization", "")
+    headers = {"Authorization": token} if token else admin.headers()
     case.call_and_validate(
         app=app,
-        headers=admin.headers(),
+        headers=headers,
         checks=[not_a_server_error, success_matches_schema],
     )
