@@ -193,10 +193,24 @@ def test_guessing_from_many_addresses_slows_the_name_but_never_locks_its_owner_o
         assert guessed.json()["detail"] == "wrong user name or password"
         waits.append(slowed)
     assert waits[0] >= 0.5 and waits[1] >= 1.0
-    actions = [r.action for r in list_records(api_store)]
+    # Slowed guesses wait without holding the server's worker threads: more of them
+    # at once than there are threads (40) do not hold up rita's own requests.
+    guesses = [threading.Thread(target=attempt, args=(f"192.0.2.{n}", "guess")) for n in range(45)]
+    for guess in guesses:
+        guess.start()
+    time.sleep(0.5)  # all of them are waiting now (2 s each)
+    started = time.monotonic()
+    with httpx.Client(base_url=server.url, cookies=signed.cookies, timeout=30) as rita:
+        assert rita.get("/api/v1/auth/me").json()["username"] == "rita"
+    answered_in = time.monotonic() - started
+    for guess in guesses:
+        guess.join()
+    assert answered_in < 1.0, f"rita waited {answered_in:.1f} s behind the slowed guesses"
+    actions = [r.action for r in list_records(api_store, limit=1000)]
     assert actions.count("auth.login_slowed") == 1
     assert actions.count("auth.login_locked") == 10
     assert actions.count("auth.login") == 1
+    assert actions.count("auth.login_failed") == 50 + 2 + 45
 
 
 def test_disabling_an_account_revokes_its_api_tokens_for_good(

@@ -100,6 +100,42 @@ def _counts(session: Session, username: str, ip: str, since: datetime) -> _Count
     return _Counts(pair, name, address, max(times) if times else None)
 
 
+def login_pause(
+    store: Store,
+    username: str,
+    *,
+    ip: str,
+    policy: ApiConfig,
+    clock: Clock = SYSTEM_CLOCK,
+) -> float:
+    """Seconds a login for ``username`` from ``ip`` must wait before its password is
+    checked (0 below the name's limit), or :class:`LoginError` when the address is locked.
+
+    The server waits without holding a worker thread (``asyncio.sleep``), so slowed
+    guesses cannot starve other requests; :func:`login` waits itself when called alone.
+    """
+    with store.transaction() as session:
+        counts = _counts(session, username[:128], ip[:64], clock.now() - _window(policy))
+    _refuse_if_locked(counts, policy, clock.now())
+    return counts.pause_s(policy)
+
+
+def _window(policy: ApiConfig) -> timedelta:
+    return timedelta(minutes=policy.login_window_minutes)
+
+
+def _refuse_if_locked(counts: _Counts, policy: ApiConfig, now: datetime) -> None:
+    if counts.locked(policy):
+        assert counts.last is not None
+        wait = max(1, int((counts.last + _window(policy) - now).total_seconds()))
+        minutes = -(-wait // 60)
+        raise LoginError(
+            f"too many failed logins from this address; "
+            f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
+            retry_after_s=wait,
+        )
+
+
 def login(
     store: Store,
     username: str,
@@ -108,6 +144,7 @@ def login(
     ip: str,
     policy: ApiConfig,
     clock: Clock = SYSTEM_CLOCK,
+    waited: bool = False,
 ) -> SignedIn:
     """Check the password and open a session, or raise :class:`LoginError`.
 
@@ -116,12 +153,13 @@ def login(
     out from elsewhere. Past ``login_user_max_failures`` for a name from all
     addresses, every try for it waits first (:data:`SLOW_FIRST_S`, doubling, at
     most :data:`SLOW_MAX_S`) and then is answered as usual: guessing spread over
-    many addresses is slowed, the user is never refused. The password is checked
-    outside any write transaction (argon2 takes a while; the pipeline's writes
-    must not wait).
+    many addresses is slowed, the user is never refused. ``waited``: the caller
+    has already waited :func:`login_pause` (the API does, in its event loop).
+    The password is checked outside any write transaction (argon2 takes a while;
+    the pipeline's writes must not wait).
     """
     now = clock.now()
-    window = timedelta(minutes=policy.login_window_minutes)
+    window = _window(policy)
     username = username[:128]
     ip = ip[:64]
     with store.transaction() as session:
@@ -130,16 +168,8 @@ def login(
         user_id = user.id if user else None
         password_hash = user.password_hash if user else None
         disabled = bool(user and user.disabled)
-    if counts.locked(policy):
-        assert counts.last is not None
-        wait = max(1, int((counts.last + window - now).total_seconds()))
-        minutes = -(-wait // 60)
-        raise LoginError(
-            f"too many failed logins from this address; "
-            f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
-            retry_after_s=wait,
-        )
-    pause = counts.pause_s(policy)
+    _refuse_if_locked(counts, policy, now)
+    pause = 0.0 if waited else counts.pause_s(policy)
     if pause:
         time.sleep(pause)  # outside any transaction
     ok = password_matches(password_hash, password)

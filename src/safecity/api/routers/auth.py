@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
+
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from safecity.access import users
 from safecity.access.roles import PERMISSIONS, Principal
-from safecity.access.sessions import LoginError, login, logout
+from safecity.access.sessions import LoginError, login, login_pause, logout
 from safecity.api.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -48,18 +51,20 @@ def _provisional(ctx, username: str) -> bool:
     response_model=LoginOut,
     responses={401: {"description": "wrong user name or password"}, 429: {"description": "locked"}},
 )
-def sign_in(body: LoginIn, request: Request, response: Response, ctx: Context) -> LoginOut:
+async def sign_in(body: LoginIn, request: Request, response: Response, ctx: Context) -> LoginOut:
     """Open a console session: sets an HttpOnly session cookie; returns the CSRF token."""
     # Nobody is authenticated yet: the origin is the address alone (the actor says who).
+    # Set in this task, so the threads below (copies of its context) record it.
     ORIGIN.set(f"api {client_ip(request)} (login)")
+    where = {"ip": client_ip(request), "policy": ctx.config.api, "clock": ctx.clock}
     try:
-        signed = login(
-            ctx.store,
-            body.username,
-            body.password,
-            ip=client_ip(request),
-            policy=ctx.config.api,
-            clock=ctx.clock,
+        pause = await run_in_threadpool(login_pause, ctx.store, body.username, **where)
+        if pause:
+            # A slowed name waits here, in the event loop: no worker thread is held,
+            # so guesses from many addresses cannot starve other requests.
+            await asyncio.sleep(pause)
+        signed = await run_in_threadpool(
+            partial(login, waited=True, **where), ctx.store, body.username, body.password
         )
     except LoginError as exc:
         if exc.retry_after_s is not None:
@@ -85,7 +90,7 @@ def sign_in(body: LoginIn, request: Request, response: Response, ctx: Context) -
     me = me_out(
         signed.principal,
         signed.csrf_token,
-        provisional=_provisional(ctx, signed.principal.username),
+        provisional=await run_in_threadpool(_provisional, ctx, signed.principal.username),
     )
     return LoginOut(**me.model_dump(), expires_at=signed.expires_at)
 
