@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import cv2
-from browser_support import Console, sign_in
+from browser_support import PASSWORD, Console, sign_in
 from governance.governance_support import make_event
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -115,6 +115,19 @@ def _candidate(console: Console) -> int:
     return StoreSink(console.store).write(event)
 
 
+def _admin_creates_a_reviewer(browser, console: Console, username: str) -> None:
+    """ada creates ``username`` through the API: a password she set, so provisional."""
+    ada = sign_in(browser, console, "ada")
+    csrf = next(c["value"] for c in ada.context.cookies() if c["name"] == "safecity_csrf")
+    created = ada.request.post(
+        f"{console.url}/api/v1/users",
+        data={"username": username, "password": PASSWORD, "role": "reviewer", "cameras": ["*"]},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert created.status == 201, created.text()
+    ada.context.close()
+
+
 def test_two_reviewers_confirm_a_candidate_match(browser, console: Console, screenshots) -> None:
     event_id = _candidate(console)
     card = f'[data-testid="review-card"][data-event-id="{event_id}"]'
@@ -128,20 +141,58 @@ def test_two_reviewers_confirm_a_candidate_match(browser, console: Console, scre
     rita.click(f'{card} [data-testid="review-confirm"]')
     expect(rita.locator(f'{card} [data-testid="review-confirmations"]')).to_contain_text("1 of 2")
 
-    remy = sign_in(browser, console, "remy")
-    remy.goto(f"{console.url}/review")
-    expect(remy.locator(card)).to_be_visible()
-    remy.click(f'{card} [data-testid="review-confirm"]')
+    # The second reviewer's account is new: ada set its password, so it decides nothing
+    # until its owner sets their own, which the console asks for before anything else.
+    _admin_creates_a_reviewer(browser, console, "nora")
+    nora = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    nora.goto(f"{console.url}/review")
+    nora.fill("#username", "nora")
+    nora.fill("#password", PASSWORD)
+    nora.click("button[type=submit]")
+    nora.wait_for_url(f"{console.url}/password?next=%2Freview")
+    expect(nora.locator("h1")).to_have_text("Set your own password")
+    expect(nora.locator('[data-testid="password-provisional"]')).to_contain_text("set by ada")
+    expect(nora.locator('[data-testid="nav-review"]')).to_have_count(0)
+    # Anything else leads back to the form.
+    nora.goto(f"{console.url}/review")
+    nora.wait_for_url(f"{console.url}/password?next=%2Freview")
+    # A refusal is the API's own sentence.
+    nora.fill('[data-testid="password-current"]', PASSWORD)
+    nora.fill('[data-testid="password-new"]', "Nora")
+    nora.fill('[data-testid="password-again"]', "Nora")
+    nora.click('[data-testid="password-submit"]')
+    expect(nora.locator('[data-testid="error"]')).to_have_text(
+        "the password must have at least 10 characters"
+    )
+    nora.fill('[data-testid="password-current"]', "not my password")
+    nora.fill('[data-testid="password-new"]', "nora's very own")
+    nora.fill('[data-testid="password-again"]', "nora's very own")
+    nora.click('[data-testid="password-submit"]')
+    expect(nora.locator('[data-testid="error"]')).to_have_text("the current password is wrong")
+    nora.screenshot(path=screenshots / "set-own-password.png")
+    nora.fill('[data-testid="password-current"]', PASSWORD)
+    nora.fill('[data-testid="password-new"]', "nora's very own")
+    nora.fill('[data-testid="password-again"]', "nora's very own")
+    nora.click('[data-testid="password-submit"]')
+    # The session has ended: the login page says so, and the new password signs in.
+    nora.wait_for_url(f"{console.url}/login?changed=1&next=%2Freview")
+    expect(nora.locator('[data-testid="password-changed"]')).to_be_visible()
+    nora.fill("#username", "nora")
+    nora.fill("#password", "nora's very own")
+    nora.click("button[type=submit]")
+    nora.wait_for_url(f"{console.url}/review")
+    expect(nora.locator(card)).to_be_visible()
+    nora.click(f'{card} [data-testid="review-confirm"]')
     # Decided: the card leaves the queue; the database says confirmed.
-    expect(remy.locator(card)).to_have_count(0, timeout=15_000)
+    expect(nora.locator(card)).to_have_count(0, timeout=15_000)
     with console.store.transaction() as session:
         status = session.scalar(select(EventRecord.match_status).where(EventRecord.id == event_id))
     assert status == "confirmed"
-    remy.goto(f"{console.url}/events/{event_id}")
-    expect(remy.locator('[data-testid="match-status"]')).to_contain_text("confirmed")
-    remy.screenshot(path=screenshots / "confirmed-match.png", full_page=True)
+    nora.goto(f"{console.url}/events/{event_id}")
+    expect(nora.locator('[data-testid="match-status"]')).to_contain_text("confirmed")
+    nora.screenshot(path=screenshots / "confirmed-match.png", full_page=True)
     rita.context.close()
-    remy.context.close()
+    nora.context.close()
 
 
 def test_a_viewer_gets_403_on_watchlists_and_sees_no_identities(

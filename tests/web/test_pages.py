@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from api_support import PASSWORD, signed_in
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from safecity.access.roles import Role
+from safecity.access.users import create_user, set_password
+from safecity.store import Store
 from safecity.web import pages
 
 WEB = Path(pages.__file__).parent
@@ -26,6 +30,7 @@ PAGE_PATHS = (
     "/audit",
     "/health",
     "/users",
+    "/password",
 )
 #: The nav links each role sees (by data-testid).
 NAV = {
@@ -240,3 +245,62 @@ def test_templates_escape_what_they_insert() -> None:
     assert pages.templates.env.autoescape("base.html") is True  # type: ignore[operator]
     assert pages.safe_next("/events?camera=a") == "/events?camera=a"
     assert pages.safe_next("//example.org") == "/" and pages.safe_next(None) == "/"
+
+
+def test_a_password_an_admin_set_sends_its_owner_to_set_their_own_before_anything(
+    app: FastAPI, api_store: Store
+) -> None:
+    create_user(api_store, "nina.brandt", PASSWORD, Role.REVIEWER, by="ada", cameras=["gate-1"])
+    nina = signed_in(app, "nina.brandt")
+    assert nina.get("/api/v1/auth/me").json()["password_provisional"] is True
+    for path in PAGE_PATHS[:-1]:
+        response = nina.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"] == f"/password?next={quote(path, safe='')}", path
+    page = Page(nina.get("/password?next=%2Freview").text)
+    assert {"password-form", "password-current", "password-new", "password-again"} <= set(
+        page.testids()
+    )
+    assert "password-provisional" in page.testids() and not page.testids("nav-")
+    assert page.by_testid("password-form")["data-next"] == "/review"
+    assert page.by_testid("password-form")["data-min-length"] == "10"
+    assert (
+        Page(nina.get("/password?next=//evil.example").text).by_testid("password-form")["data-next"]
+        == "/"
+    )
+    assert "<h1>Set your own password</h1>" in nina.get("/password").text
+
+    # What the form sends; the endpoint ends the session, so every page asks to sign in.
+    refused = nina.post(
+        "/api/v1/auth/password", json={"current_password": PASSWORD, "new_password": "Nina.Brandt"}
+    )
+    assert refused.status_code == 400  # the page shows this sentence
+    assert refused.json()["detail"] == "the password must not be the user name"
+    done = nina.post(
+        "/api/v1/auth/password", json={"current_password": PASSWORD, "new_password": "nina's own!"}
+    )
+    assert done.status_code == 204
+    assert nina.get("/review", follow_redirects=False).headers["location"] == (
+        "/login?next=%2Freview"
+    )
+    changed = Page(nina.get("/login?changed=1&next=%2Freview").text)
+    assert "password-changed" in changed.testids()
+    assert "password-changed" not in Page(nina.get("/login").text).testids()
+    again = signed_in(app, "nina.brandt", "nina's own!")
+    assert again.get("/api/v1/auth/me").json()["password_provisional"] is False
+    assert again.get("/review").status_code == 200
+
+
+def test_everyone_may_change_their_password_from_the_header(app: FastAPI, api_store: Store) -> None:
+    for username in ("ada", "vic"):
+        client = signed_in(app, username)
+        page = Page(client.get("/events").text)
+        assert page.by_testid("change-password")["href"] == "/password"
+        own = Page(client.get("/password").text)
+        assert {i.removeprefix("nav-") for i in own.testids("nav-")} == NAV[username]
+        assert "password-form" in own.testids() and "password-provisional" not in own.testids()
+        assert "<h1>Change password</h1>" in client.get("/password").text
+    # An admin's reset makes it provisional again: back to the form first.
+    set_password(api_store, "vic", "reset by ada!", by="ada")
+    vic = signed_in(app, "vic", "reset by ada!")
+    assert vic.get("/", follow_redirects=False).headers["location"] == "/password?next=%2F"

@@ -6,6 +6,7 @@
  *                             nav-health, nav-users)
  *   data-testid="user-name"   the signed-in user;  data-testid="user-role"  their role
  *   data-testid="logout"      sign out (POST /api/v1/auth/logout)
+ *   data-testid="change-password"  the link to /password (set your own password)
  *   data-testid="error"       the visible error area: the API's `detail` sentence
  *   data-testid="notice"      a short confirmation of what was just done
  *   data-testid="live-status" shown while live updates (SSE) are interrupted

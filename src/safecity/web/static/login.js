@@ -1,9 +1,9 @@
 /* safecity console — sign-in page (/login).
  *
  * data-testid: login-form, login-username (id username), login-password (id password),
- * login-submit, error.
+ * login-submit, error; password-changed (after /password, which ends every session).
  * The form's data-next is where to go after signing in (a local path, checked by the
- * server and again here).
+ * server and again here); a user whose password an admin set goes to /password first.
  */
 (function () {
   'use strict';
@@ -29,8 +29,11 @@
       method: 'POST',
       json: { username: username, password: password },
       signIn: false
-    }).then(function () {
-      location.assign(safeNext(form.dataset.next));
+    }).then(function (me) {
+      var next = safeNext(form.dataset.next);
+      // A password someone else set comes first: the user sets their own.
+      if (me && me.password_provisional) next = '/password?next=' + encodeURIComponent(next);
+      location.assign(next);
     }, function (err) {
       form.elements.password.value = '';
       form.elements.password.focus();
