@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import uvicorn
-from api_support import PASSWORD, signed_in
+from api_support import PASSWORD, add_role_users, signed_in
 from fastapi import FastAPI
 from governance.governance_support import authorised_watchlist
 
@@ -26,7 +26,7 @@ from safecity.governance.audit import list_records
 from safecity.governance.clock import ManualClock
 from safecity.identity.enrol import read_image
 from safecity.identity.imagesize import image_size
-from safecity.store import Store
+from safecity.store import Store, open_store
 
 
 @pytest.fixture
@@ -128,17 +128,24 @@ def test_a_decompression_bomb_is_refused_by_the_photo_reader_and_the_cli(tmp_pat
     assert str(refused.value) == f"{bomb}: {TOO_LARGE}"
     env = dict(os.environ, SAFECITY_HOME=str(tmp_path / "data"), COLUMNS="200")
 
-    def safecity(*args: str) -> subprocess.CompletedProcess:
+    def safecity(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "safecity", *args]
         return subprocess.run(
-            command, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+            command, input=stdin, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
         )
 
+    # Proposing the watchlist's authorisation takes a real account and its password.
+    store = open_store(
+        f"sqlite:///{tmp_path / 'data' / 'safecity.db'}", tmp_path / "data" / "media"
+    )
+    add_role_users(store)
+    store.close()
     created = safecity(
-        "watchlist", "create", "wanted", "--legal-basis", "Test Act s.1",
+        "--user", "olga", "watchlist", "create", "wanted", "--legal-basis", "Test Act s.1",
         "--authority", "Test Court", "--reference", "TC-1",
         "--purpose", "search for a missing person",
         "--valid-from", "2000-01-01T00:00:00+00:00", "--valid-until", "2999-01-01T00:00:00+00:00",
+        "--password-stdin", stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     enrolled = safecity("enroll", "wanted", "--person", "Nobody", str(bomb))

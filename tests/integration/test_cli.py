@@ -78,26 +78,32 @@ def test_unreachable_url_fails_fast(home, closed_port):
     assert count(home, "events") == 0
 
 
+OPERATOR, OPERATOR_PASSWORD = "otto", "an operator's own secret"
+
+
+def _operator(home: Path) -> None:
+    """A real account, its password its own: proposing an authorisation needs one."""
+    from safecity.access.roles import Role
+    from safecity.access.users import create_user, set_password
+    from safecity.store import open_store
+
+    store = open_store(f"sqlite:///{home / 'data' / 'safecity.db'}", home / "data" / "media")
+    create_user(store, OPERATOR, OPERATOR_PASSWORD, Role.OPERATOR, by="setup", cameras=["*"])
+    set_password(store, OPERATOR, OPERATOR_PASSWORD, by=OPERATOR)
+    store.close()
+
+
 def _watchlist(home: Path, *extra: str) -> subprocess.CompletedProcess:
-    return safecity(
-        home,
-        "watchlist",
-        "create",
-        "wanted",
-        "--legal-basis",
-        "Test Act s.1",
-        "--authority",
-        "Test Court",
-        "--reference",
-        "TC-1",
-        "--purpose",
-        "search for a missing person",
-        "--valid-from",
-        "2026-01-01T00:00:00+00:00",
-        "--valid-until",
-        "2099-01-01T00:00:00+00:00",
-        *extra,
-    )
+    """``watchlist create`` proposing an authorisation as the operator, with their password."""
+    _operator(home)
+    return subprocess.run(
+        [*SAFECITY, "--user", OPERATOR, "watchlist", "create", "wanted", "--legal-basis",
+         "Test Act s.1", "--authority", "Test Court", "--reference", "TC-1", "--purpose",
+         "search for a missing person", "--valid-from", "2026-01-01T00:00:00+00:00",
+         "--valid-until", "2099-01-01T00:00:00+00:00", *extra, "--password-stdin"],
+        input=OPERATOR_PASSWORD + "\n", capture_output=True, text=True, timeout=300, cwd=home,
+        env=dict(os.environ, SAFECITY_HOME=str(home / "data"), COLUMNS="60"),
+    )  # fmt: skip
 
 
 def test_enrol_refuses_a_non_image_and_stores_nothing(home, data_dir):
@@ -120,26 +126,9 @@ def test_enrol_refuses_a_non_image_and_stores_nothing(home, data_dir):
 
 
 def test_watchlist_needs_a_valid_window(home):
-    done = safecity(
-        home,
-        "watchlist",
-        "create",
-        "w",
-        "--legal-basis",
-        "A",
-        "--authority",
-        "B",
-        "--reference",
-        "C",
-        "--purpose",
-        "D",
-        "--valid-from",
-        "2026-02-01",
-        "--valid-until",
-        "2026-01-01",
-    )
-    one_error_line(done)
-    assert count(home, "watchlists") == 0
+    line = one_error_line(_watchlist(home, "--valid-until", "2026-01-01"))
+    assert "an authorisation must end after it starts" in line
+    assert count(home, "watchlists") == 0 and count(home, "authorisations") == 0
 
 
 def test_unreachable_database_is_one_line(home, closed_port):

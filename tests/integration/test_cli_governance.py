@@ -112,6 +112,43 @@ def test_two_users_then_a_watchlist_then_a_verified_trail(home: Path) -> None:
     assert '"origin": "cli ' in done.stdout
 
 
+def test_a_watchlist_proposing_its_authorisation_needs_the_proposers_password(
+    home: Path,
+) -> None:
+    """``watchlist create NAME`` with legal fields proposes as ``authorisation propose`` does."""
+    fields = (
+        "--legal-basis", "Police Act s.12", "--authority", "District Court",
+        "--reference", "DC-2026-8", "--purpose", "find a missing person",
+        "--valid-from", (NOW - timedelta(hours=1)).isoformat(),
+        "--valid-until", (NOW + timedelta(days=1)).isoformat(),
+    )  # fmt: skip
+    # No password (no terminal to ask on), a name with no account, a wrong password.
+    line = one_error_line(safecity(home, "--user", "alice", "watchlist", "create", "w", *fields))
+    assert line == "error: no terminal to ask for the password of alice; give --password-stdin"
+    line = one_error_line(_as(home, "Alice", "watchlist", "create", "w", *fields))
+    assert line == "error: wrong user name or password for 'Alice'"
+    line = one_error_line(
+        _as(home, "alice", "watchlist", "create", "w", *fields, password="guessed it!")
+    )
+    assert line == "error: wrong user name or password for 'alice'"
+    assert count(home, "watchlists") == 0 and count(home, "authorisations") == 0
+
+    done = _as(home, "alice", "watchlist", "create", "w", *fields)
+    assert done.returncode == 0, done.stderr
+    assert "(proposed)" in done.stdout and "a reviewer other than alice" in done.stdout
+    done = safecity(home, "authorisation", "list", "--json")
+    assert json.loads(done.stdout)[0]["proposed_by"] == "alice"
+    line = one_error_line(_as(home, "alice", "authorisation", "approve", "1"))
+    assert "a different user must approve it" in line
+    assert _as(home, "bob", "authorisation", "approve", "1").returncode == 0
+    done = safecity(home, "audit", "list", "--json", "--limit", "100")
+    failed = [r for r in json.loads(done.stdout) if r["action"] == "auth.login_failed"]
+    assert sorted((r["object"], r["details"]["for"]) for r in failed) == [
+        ("Alice", "propose an authorisation"),
+        ("alice", "propose an authorisation"),
+    ]
+
+
 def test_audit_verify_names_the_tampered_record(home: Path) -> None:
     _propose(home)
     _as(home, "bob", "authorisation", "approve", "1")

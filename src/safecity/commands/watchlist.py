@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from safecity.commands import signin
 from safecity.commands.common import (
     camera_list,
     jsonable,
@@ -38,18 +39,32 @@ def watchlist_create(
     evidence_days: Annotated[
         int | None, typer.Option(min=1, help="days confirmed-match evidence may be kept")
     ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="read your password from standard input (else it is asked); "
+            "proposing an authorisation needs it",
+        ),
+    ] = False,
 ) -> None:
-    """Create a watchlist under an authorisation, or propose one with it.
+    """Create a watchlist under an authorisation, or propose one with it (with your password).
 
-    A proposed authorisation matches nothing until another user approves it
-    (safecity authorisation approve ID).
+    A proposed authorisation matches nothing until a reviewer other than you approves
+    it (safecity authorisation approve ID): you prove who you are exactly as
+    ``safecity authorisation propose`` asks.
     """
     from safecity.identity.watchlists import create_watchlist
 
+    by = (
+        state.actor()
+        if authorisation is not None
+        else signin.decider(password_stdin, "propose an authorisation")
+    )
     watchlist = create_watchlist(
         state.store(),
         name=name,
-        by=state.actor(),
+        by=by,
         authorisation=authorisation,
         legal_basis=legal_basis,
         authority=authority,
@@ -66,7 +81,7 @@ def watchlist_create(
     )
     if watchlist.status == "proposed":
         out.print(
-            f"nothing matches until another user approves it: "
+            f"nothing matches until a reviewer other than {by} approves it: "
             f"safecity authorisation approve {watchlist.authorisation_id}"
         )
 
