@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clock_support import needs_real_file_times
 from governance_support import DAY, HOUR, authorised_watchlist
 from sqlalchemy import func, select
 
@@ -100,6 +101,7 @@ def test_template_expiry_removes_the_photos(store, clock, detector, embedder, im
     assert enrolled_photo(store, obama.person_id) is None
 
 
+@needs_real_file_times
 def test_the_orphan_sweep_keeps_live_photos_and_removes_orphaned_ones(
     store, clock, detector, embedder, images
 ):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clock_support import needs_real_file_times
 from governance_support import (
     DAY,
     HOUR,
@@ -285,6 +286,7 @@ def _touch(path: Path, at: datetime) -> Path:
     return path
 
 
+@needs_real_file_times
 def test_orphan_files_and_empty_day_folders_are_swept(store: Store, clock, portrait):
     # File ages are the file system's, on the machine's clock (not the run's manual one).
     now = datetime.now(UTC)
@@ -362,6 +364,7 @@ def test_many_old_events_are_deleted_batch_by_batch(sqlite_store: Store, clock, 
     assert all(_event(sqlite_store, i) is None for i in ids)
 
 
+@needs_real_file_times
 def test_retention_runs_while_the_pipeline_writes(store: Store, clock, portrait):
     sink = StoreSink(store, clock)
     old = sink.write_many(
@@ -397,6 +400,7 @@ def _registered(group: str) -> bool:
 
 
 @pytest.mark.skipif(not _registered("retention"), reason="the retention group is not registered")
+@needs_real_file_times
 def test_retention_command(sqlite_store: Store, portrait, tmp_path):
     old = _plain_event(sqlite_store, None, portrait, datetime.now(UTC) - 40 * DAY)
     env = dict(os.environ, SAFECITY_HOME=str(tmp_path / "home"))

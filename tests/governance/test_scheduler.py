@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from clock_support import needs_real_timed_waits
 from governance_support import DAY, make_event
 
 from safecity.config import SafecityConfig
@@ -16,6 +17,8 @@ from safecity.governance.scheduler import RetentionScheduler
 from safecity.store import Store, open_store
 from safecity.store.schema import EventRecord
 from safecity.store.sink import StoreSink
+
+pytestmark = needs_real_timed_waits  # the scheduler waits on stop_event.wait(interval)
 
 
 def _config(retention_s: float, sign_s: float) -> SafecityConfig:
