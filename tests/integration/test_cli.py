@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clock_support import needs_real_timed_waits
 from sqlalchemy import create_engine, text
 
 SAFECITY = [sys.executable, "-m", "safecity"]
@@ -180,6 +181,7 @@ def test_analyze_then_list_events_as_json(home, data_dir):
 
 
 @pytest.mark.slow
+@needs_real_timed_waits  # the reconnect backoff waits on the stop event
 def test_fleet_keeps_going_while_a_camera_reconnects(tmp_path, data_dir, mjpeg_server):
     """Two cameras: a file and an MJPEG camera that hangs up every 15 frames.
     The dropped camera reconnects with backoff; the file camera is unaffected."""
