@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from governance.governance_support import T0, add_person, make_event, stored_match, unit
 
 from safecity.api.context import ApiContext
+from safecity.api.imaging import decode_jpeg
 from safecity.governance.audit import list_records
 from safecity.governance.clock import ManualClock
 from safecity.governance.review import review_match
@@ -90,6 +91,12 @@ def test_a_viewer_cannot_tell_a_rejected_match_from_an_ordinary_event(
 
     assert seen(rejected) == seen(plain)
     assert seen(plain)["snapshot"] is True
+    # The console loads every listed snapshot: the rejected event's is there too,
+    # with every face hidden, as an ordinary event's is.
+    for event_id in (rejected, plain):
+        shot = vic.get(f"{API}/events/{event_id}/snapshot.jpg")
+        assert shot.status_code == 200 and shot.headers["content-type"] == "image/jpeg"
+        assert decode_jpeg(shot.content).shape == image.shape
 
     # Once an ordinary event's snapshot is past retention, viewers see none for any
     # event, though a confirmed match keeps its evidence longer.

@@ -100,20 +100,26 @@ def test_two_different_reviewers_confirm_a_match(
     assert records[1].origin.startswith("api rita@") and "looks like her" not in str(records)
 
 
-def test_a_rejection_deletes_the_images(
+def test_a_rejection_deletes_the_match_image_and_keeps_a_pixelated_snapshot(
     app: FastAPI, api_store: Store, clock: ManualClock, portrait: np.ndarray
 ) -> None:
     m = stored_match(api_store, clock, portrait)
     before = _row(api_store, m.event_id)
-    files = [api_store.media.path(p) for p in (before.snapshot_path, before.match_snapshot_path)]
-    assert all(f.exists() for f in files)
-    rejected = _decide(signed_in(app, "remy"), m.event_id, "reject", "not her")
+    snapshot = api_store.media.path(before.snapshot_path)
+    match_image = api_store.media.path(before.match_snapshot_path)
+    unpixelated = snapshot.read_bytes()
+    remy = signed_in(app, "remy")
+    rejected = _decide(remy, m.event_id, "reject", "not her")
     assert rejected.status_code == 200
     assert rejected.json()["status"] == "rejected"
     assert "evidence was deleted" in rejected.json()["message"]
-    assert not any(f.exists() for f in files)
+    assert not match_image.exists()
     row = _row(api_store, m.event_id)
-    assert row.snapshot_path is None and row.match_person_id is None
+    assert row.match_snapshot_path is None and row.match_person_id is None
+    assert row.snapshot_path == before.snapshot_path
+    assert remy.get(f"{API}/events/{m.event_id}/match.jpg").status_code == 404
+    shown = remy.get(f"{API}/events/{m.event_id}/snapshot.jpg")
+    assert shown.status_code == 200 and shown.content == snapshot.read_bytes() != unpixelated
 
 
 def test_who_may_not_review(

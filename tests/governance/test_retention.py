@@ -125,12 +125,19 @@ def test_rejected_evidence_is_already_gone_and_the_row_follows_the_event_rule(
     store: Store, clock, portrait
 ):
     matched = stored_match(store, clock, portrait)
-    files = _files(store, _event(store, matched.event_id))
+    snapshot, match_image = _files(store, _event(store, matched.event_id))
     review_match(store, matched.event_id, by="carol", decision="reject", clock=clock)
-    assert not any(f.exists() for f in files)
+    assert not match_image.exists()
     report = run_retention(store, CONFIG, clock=clock)
     assert (report.rejected_evidence, report.files) == (0, 0)
     assert _event(store, matched.event_id).match_status == "rejected"
+    # Its snapshot (the face pixelated) lives as long as an ordinary event's.
+    clock.advance(71 * HOUR)
+    assert run_retention(store, CONFIG, clock=clock).files == 0 and snapshot.exists()
+    clock.advance(2 * HOUR)
+    report = run_retention(store, CONFIG, clock=clock)
+    assert (report.snapshots, report.files) == (1, 1) and not snapshot.exists()
+    assert _event(store, matched.event_id).snapshot_path is None
     clock.advance(31 * DAY)
     assert run_retention(store, CONFIG, clock=clock).events == 1
     assert _event(store, matched.event_id) is None

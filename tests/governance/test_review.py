@@ -1,8 +1,12 @@
 """Four-eyes review: one confirmation leaves a candidate, the same user twice counts once,
-two users confirm; a rejection deletes the evidence; nobody reviews their own enrolment."""
+two users confirm; a rejection deletes the evidence and leaves an ordinary event (its
+snapshot pixelated); nobody reviews their own enrolment."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import pytest
 from governance_support import stored_match
 
@@ -10,6 +14,8 @@ from safecity.governance.audit import list_records, verify
 from safecity.governance.review import ReviewError, review_match, review_queue
 from safecity.store import Store
 from safecity.store.schema import EventRecord
+from safecity.vision.faces import FaceDetector
+from safecity.vision.redact import REDACTION_FACES
 
 
 def _row(store: Store, event_id: int) -> EventRecord:
@@ -53,11 +59,23 @@ def test_three_confirmations_when_configured(store: Store, clock, portrait) -> N
         assert done.status == expected
 
 
-def test_a_rejection_deletes_the_evidence(store: Store, clock, portrait) -> None:
+def _faces(path: Path) -> list:
+    """Faces the redaction detector (score 0.3, faces from 8 px) finds in a stored file."""
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return FaceDetector(REDACTION_FACES).detect(image)
+
+
+def test_a_rejection_deletes_the_match_image_and_pixelates_the_snapshot(
+    store: Store, clock, portrait
+) -> None:
+    """The event becomes an ordinary one: no match image, its snapshot kept with
+    the formerly matched face pixelated (on a real photo of a face)."""
     m = stored_match(store, clock, portrait)
     before = _row(store, m.event_id)
-    files = [store.media.path(p) for p in (before.snapshot_path, before.match_snapshot_path)]
-    assert all(f.exists() for f in files)
+    snapshot = store.media.path(before.snapshot_path)
+    match_image = store.media.path(before.match_snapshot_path)
+    assert len(_faces(snapshot)) == 1  # the matched face, unpixelated, before
     review_match(store, m.event_id, by="carol", decision="confirm", clock=clock)
     done = review_match(
         store, m.event_id, by="dave", decision="reject", note="not her", clock=clock
@@ -65,12 +83,28 @@ def test_a_rejection_deletes_the_evidence(store: Store, clock, portrait) -> None
     assert done.status == "rejected" and done.rejected_by == "dave"
     row = _row(store, m.event_id)
     assert row.match_status == "rejected" and row.match_person_id is None
-    assert row.snapshot_path is None and row.match_snapshot_path is None
+    assert row.match_snapshot_path is None and not match_image.exists()
+    assert row.snapshot_path == before.snapshot_path and snapshot.exists()
+    assert _faces(snapshot) == []
+    assert cv2.imread(str(snapshot)).shape == portrait.shape
     assert row.match_watchlist_id == m.watchlist.id and row.match_score == pytest.approx(0.97)
-    assert not any(f.exists() for f in files)
     (record,) = list_records(store, action="review.reject")
-    assert record.details["evidence_deleted"] == 2 and "not her" not in str(record.details)
+    assert record.details["evidence_deleted"] == 1 and record.details["snapshot_pixelated"]
+    assert "not her" not in str(record.details)
     assert len(record.details["note_sha256"]) == 64
+
+
+def test_a_snapshot_that_cannot_be_pixelated_is_deleted(store: Store, clock, portrait) -> None:
+    m = stored_match(store, clock, portrait)
+    before = _row(store, m.event_id)
+    snapshot = store.media.path(before.snapshot_path)
+    snapshot.write_bytes(b"not a jpeg")  # corrupt: the face cannot be found, so it goes
+    review_match(store, m.event_id, by="carol", decision="reject", clock=clock)
+    row = _row(store, m.event_id)
+    assert row.snapshot_path is None and row.match_snapshot_path is None
+    assert not snapshot.exists() and not store.media.path(before.match_snapshot_path).exists()
+    (record,) = list_records(store, action="review.reject")
+    assert record.details["evidence_deleted"] == 2 and not record.details["snapshot_pixelated"]
 
 
 def test_nobody_reviews_their_own_enrolment(store: Store, clock, portrait) -> None:

@@ -25,14 +25,12 @@ import cv2
 import numpy as np
 
 from safecity.store.media import pixelate
+from safecity.vision.redact import HEAD_BAND as HEAD_BAND  # the top share hidden
+from safecity.vision.redact import head_band
 
 #: Live frames are sent at most this wide (pixels).
 MAX_WIDTH = 960
 JPEG_QUALITY = 85
-#: A snapshot crop has the person box plus 15 % on each side; the head is the top
-#: 28 % of the box, so it ends about a third of the way down the crop. Hidden
-#: with margin for viewers of a matched event.
-HEAD_BAND = 0.4
 
 # The face detector is not documented as thread-safe: one image at a time.
 #: YuNet (OpenCV) sessions are not safe to share between threads: every redaction here
@@ -53,11 +51,6 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     if not ok:
         raise ValueError(f"cannot encode a {image.shape} {image.dtype} image as JPEG")
     return encoded.tobytes()
-
-
-def head_band(height: int, width: int) -> np.ndarray:
-    """The top of a snapshot crop, where a person's head is."""
-    return np.array([[0, 0, width, round(height * HEAD_BAND)]], np.float32)
 
 
 def hide_every_face(image: np.ndarray, redactor: Any) -> np.ndarray:

@@ -1,10 +1,31 @@
 """Deleting the evidence of a match: shared by review, refusal, retention and erasure.
 
-A matched event's snapshots show the matched face unpixelated, so deleting a
-match's evidence deletes both snapshot files and unlinks the person. Rows are
-changed inside the caller's transaction; the files are returned so the caller
-removes them *after* the commit (a failed commit then leaves files, never rows
-pointing at missing files; retention sweeps files no row refers to).
+A matched event has two snapshots: the match snapshot, the frame the face was
+matched on with that face unpixelated (for review), and the event's ordinary
+snapshot, in which the sink's contract (:class:`safecity.events.Snapshot`)
+lets the matched face show too (the pipeline hides it there). What becomes of
+them depends on what the match turns out to be:
+
+- **rejected** (a false match): the event is what it always was, an ordinary
+  event of a person who matched nothing. The match snapshot is deleted and the
+  ordinary snapshot is rewritten with the formerly matched person's head and
+  face pixelated as for anyone unmatched (:func:`pixelate_snapshot`), written
+  atomically *before* the caller commits, so a crash never leaves a row
+  pointing at a visible face of a rejected person (a failed commit leaves a
+  pixelated file, which is harmless). The snapshot then lives as long as any
+  ordinary event's (``retention.snapshots_h``), so nobody who may not see
+  identities can tell the event from an ordinary one. A snapshot that cannot
+  be pixelated (missing, corrupt) is deleted instead.
+- **expired** (nobody reviewed it in time): handled alike, but expiry comes
+  only once the snapshot period is over, when an ordinary event of the same
+  age has no snapshot left either; so both files are deleted.
+- **annulled** (no lawful basis) or **erased** (the person's request): both
+  snapshot files are deleted and the person unlinked.
+
+Rows are changed inside the caller's transaction; the files to delete are
+returned so the caller removes them *after* the commit (a failed commit then
+leaves files, never rows pointing at missing files; retention sweeps files no
+row refers to).
 
 Every change of a match's outcome outside review (``match.expired``,
 ``match.annulled``, ``match.erased``) is audited per event, like the review
@@ -14,13 +35,24 @@ event rows that retention deletes.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+import cv2
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from safecity.errors import SafecityError
 from safecity.governance import audit
+from safecity.store.media import MediaStore
 from safecity.store.schema import EventRecord, Review
+from safecity.vision.redact import head_band
+
+if TYPE_CHECKING:
+    from safecity.vision.redact import FaceRedactor
+
+log = logging.getLogger(__name__)
 
 
 def event_files(event: EventRecord) -> list[str]:
@@ -36,8 +68,46 @@ def drop_snapshots(event: EventRecord) -> list[str]:
     return files
 
 
-def reject_match(event: EventRecord, at: datetime, status: str = "rejected") -> list[str]:
-    """Mark a false match: keep the counts (watchlist, score), drop person and images.
+def pixelate_snapshot(
+    media: MediaStore, relative: str, redactor: FaceRedactor | None = None
+) -> bool:
+    """Rewrite a stored snapshot with every head and face in it pixelated; False if it can't be.
+
+    What the pipeline hides in an unmatched person's snapshot: the person's head
+    (the crop's top, :func:`~safecity.vision.redact.head_band`, since the
+    person's box is not stored) and every face the redaction detector finds,
+    twice (:meth:`~safecity.vision.redact.FaceRedactor.hide`). The file is
+    replaced atomically. ``redactor`` defaults to a new one (not shared between
+    threads).
+    """
+    try:
+        image = media.read_image(relative)
+        if redactor is None:
+            from safecity.vision.redact import FaceRedactor
+
+            redactor = FaceRedactor()
+        height, width = image.shape[:2]
+        media.rewrite_jpeg(relative, image, redactor.hide(image, head_band(height, width)))
+    except (OSError, ValueError, SafecityError, cv2.error) as error:
+        log.warning("snapshot %s cannot be pixelated (%s); it is deleted instead", relative, error)
+        return False
+    return True
+
+
+def reject_match(
+    event: EventRecord,
+    at: datetime,
+    status: str = "rejected",
+    *,
+    media: MediaStore | None = None,
+    redactor: FaceRedactor | None = None,
+) -> list[str]:
+    """Mark a false match: keep the counts (watchlist, score), drop person and match image.
+
+    With ``media`` the event's ordinary snapshot is kept, rewritten there with
+    the formerly matched person pixelated (:func:`pixelate_snapshot`), before the
+    caller commits; it is deleted when that fails, and without ``media``.
+    Returns the files to delete after the commit.
 
     ``status="expired"``: nobody reviewed it in time; handled the same, but not
     counted as a false match.
@@ -45,7 +115,14 @@ def reject_match(event: EventRecord, at: datetime, status: str = "rejected") -> 
     event.match_status = status
     event.match_decided_at = at
     event.match_person_id = None
-    return drop_snapshots(event)
+    files = [event.match_snapshot_path] if event.match_snapshot_path else []
+    event.match_snapshot_path = None
+    if event.snapshot_path and (
+        media is None or not pixelate_snapshot(media, event.snapshot_path, redactor)
+    ):
+        files.append(event.snapshot_path)
+        event.snapshot_path = None
+    return files
 
 
 def _audit_outcome(
@@ -63,7 +140,11 @@ def _audit_outcome(
 
 
 def expire_match(session: Session, event: EventRecord, at: datetime) -> list[str]:
-    """Close a candidate nobody reviewed in time (not a false match); audited."""
+    """Close a candidate nobody reviewed in time (not a false match); audited.
+
+    Both snapshots are deleted: a candidate expires once the snapshot period is
+    over, when an ordinary event of its age keeps no snapshot either.
+    """
     files = reject_match(event, at, status="expired")
     _audit_outcome(session, event, at, audit.SYSTEM_ACTOR)
     return files

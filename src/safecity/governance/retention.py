@@ -20,11 +20,13 @@ time at the start of the run; event ages count from ``events.started_at``):
   rejection does (:func:`~safecity.governance.evidence.reject_match`), images
   and person link deleted, watchlist and score kept, ``match_decided_at`` set,
   but not counted as a false match. The row then follows the event rule.
-- **Snapshots** of events without a match: deleted after ``snapshots_h``; the
-  row stays.
+- **Snapshots** of events without a match, or with a rejected one (the review
+  kept its snapshot with the formerly matched person pixelated, as for an
+  ordinary event): deleted after ``snapshots_h``; the row stays.
 - **Rejected and annulled matches**: their evidence is deleted at once by the
-  review or the annulment; retention deletes whatever is still left (images,
-  person link), whatever its age.
+  review or the annulment; retention deletes whatever is still left (the
+  person link, a match snapshot, and for annulled or erased matches any
+  image), whatever its age.
 - **Event rows** (not confirmed matches): deleted after ``events_days``, with
   any file they still refer to.
 - **Confirmed matches**: row and images are kept for the ``evidence_days`` of
@@ -101,13 +103,15 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 _DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PG_RETENTION_LOCK = 0x5AFE7E7
+# Matches that turned out to be nobody's: the event is an ordinary one.
+_NO_MATCH = ("rejected", "expired")
 
 
 @dataclass(frozen=True)
 class RetentionReport:
     """What one run deleted, per class of data (counts only)."""
 
-    snapshots: int = 0  # events without a match whose snapshots were deleted
+    snapshots: int = 0  # events with no match (or a rejected one) whose snapshots went
     candidates_expired: int = 0  # unreviewed candidate matches closed as expired
     rejected_evidence: int = 0  # rejected/annulled matches whose leftover evidence went
     events: int = 0  # event rows deleted after events_days
@@ -234,7 +238,8 @@ def _enforce(
     sweep.run(
         "snapshots",
         [
-            EventRecord.match_status.is_(None),
+            # A false match is an ordinary event: its snapshot (pixelated) goes with theirs.
+            or_(EventRecord.match_status.is_(None), EventRecord.match_status.in_(_NO_MATCH)),
             EventRecord.started_at < snapshot_cutoff,
             _has_files(),
         ],
@@ -243,8 +248,19 @@ def _enforce(
     sweep.run(
         "rejected_evidence",
         [
-            EventRecord.match_status.in_(("rejected", "expired", "annulled", "erased")),
-            or_(_has_files(), EventRecord.match_person_id.is_not(None)),
+            or_(
+                and_(
+                    EventRecord.match_status.in_(("annulled", "erased")),
+                    or_(_has_files(), EventRecord.match_person_id.is_not(None)),
+                ),
+                and_(
+                    EventRecord.match_status.in_(_NO_MATCH),
+                    or_(
+                        EventRecord.match_snapshot_path.is_not(None),
+                        EventRecord.match_person_id.is_not(None),
+                    ),
+                ),
+            )
         ],
         _drop_leftover_evidence,
     )

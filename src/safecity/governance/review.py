@@ -2,8 +2,11 @@
 
 - ``required`` different users (2 by default) must confirm; the same user
   confirming twice counts once.
-- One rejection marks it a false match: its evidence (snapshots, the person
-  link) is deleted at once, the watchlist and score stay for the statistics.
+- One rejection marks it a false match: its evidence (the match snapshot, the
+  person link) is deleted at once, the watchlist and score stay for the
+  statistics, and the event becomes an ordinary one: its snapshot is kept with
+  the formerly matched person pixelated, for as long as any event's
+  (:func:`safecity.governance.evidence.reject_match`).
 - Nobody reviews a match of a person they enrolled.
 
 Every decision is audited with the reviewer's name, in the same transaction.
@@ -174,9 +177,11 @@ def review_match(
         }
         rejected_by = None
         if decision == "reject":
-            files = reject_match(event, now)
+            # The snapshot is pixelated here, before the commit; the files go after it.
+            files = reject_match(event, now, media=store.media)
             rejected_by = by
             details["evidence_deleted"] = len(files)
+            details["snapshot_pixelated"] = event.snapshot_path is not None
         else:
             confirmed.append(by)
             if len(confirmed) >= required:

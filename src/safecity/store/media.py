@@ -134,16 +134,37 @@ class MediaStore:
         Raises ``OSError`` when the file cannot be written and ``ValueError`` when
         the image cannot be encoded; nothing is left behind in either case.
         """
-        redacted = pixelate(image, redact_boxes)
-        ok, encoded = cv2.imencode(".jpg", redacted, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-        if not ok:
-            raise ValueError(f"cannot encode a {image.shape} {image.dtype} image as JPEG")
+        encoded = self._redacted_jpeg(image, redact_boxes)
         day = time.astimezone(UTC).strftime("%Y-%m-%d")
         relative = f"{safe_name(camera)}/{day}/{safe_name(name)}.jpg"
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(target, encoded.tobytes())
+        write_atomically(target, encoded)
         return relative
+
+    def read_image(self, relative: str) -> np.ndarray:
+        """A stored snapshot as a BGR image.
+
+        Raises ``OSError`` when it cannot be read and ``ValueError`` when it is
+        not an image (or its path leaves the folder).
+        """
+        data = self.path(relative).read_bytes()
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        if image is None or not image.size:
+            raise ValueError(f"{relative} is not a readable image")
+        return image
+
+    def rewrite_jpeg(self, relative: str, image: np.ndarray, redact_boxes: np.ndarray) -> None:
+        """Replace a stored snapshot with ``image`` with ``redact_boxes`` pixelated, atomically:
+        a reader sees the old file or the new one, never a mix. Raises as :meth:`write_jpeg`."""
+        write_atomically(self.path(relative), self._redacted_jpeg(image, redact_boxes))
+
+    def _redacted_jpeg(self, image: np.ndarray, redact_boxes: np.ndarray) -> bytes:
+        redacted = pixelate(image, redact_boxes)
+        ok, encoded = cv2.imencode(".jpg", redacted, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            raise ValueError(f"cannot encode a {image.shape} {image.dtype} image as JPEG")
+        return encoded.tobytes()
 
     def remove(self, relative: str) -> None:
         """Delete a stored file if present (used to undo a write whose row failed)."""

@@ -31,6 +31,12 @@ FACE_GROW = 0.25
 # face itself (boxes overlapping this much).
 KEEP_IOU = 0.3
 
+#: A snapshot crop has the person box plus 15 % on each side; the head is the top
+#: 28 % of the box, so it ends about a third of the way down the crop (at most
+#: 37 % where the frame's edge cut the crop, while the person's box lies inside
+#: the frame). Hiding this top share covers the head when the box is not known.
+HEAD_BAND = 0.4
+
 #: Sensitive settings for finding faces to hide (not to recognise): a false face
 #: costs a pixelated patch, a missed one a privacy breach.
 #: Full resolution: at 1280 px a 1080p frame lost faces that 1920 px finds.
@@ -52,6 +58,15 @@ def head_box(person_box: np.ndarray) -> np.ndarray:
     """The top of a person box, where the head is."""
     x1, y1, x2, y2 = (float(v) for v in person_box)
     return np.array([x1, y1, x2, y1 + (y2 - y1) * HEAD_FRACTION], np.float32)
+
+
+def head_band(height: int, width: int) -> np.ndarray:
+    """The top of a snapshot crop (``height`` × ``width``), where its person's head is.
+
+    >>> head_band(100, 80).tolist()
+    [[0.0, 0.0, 80.0, 40.0]]
+    """
+    return np.array([[0, 0, width, round(height * HEAD_BAND)]], np.float32)
 
 
 def privacy_boxes(

@@ -5,10 +5,12 @@ who matched (a viewer gets ``match: null``, no reviews, and snapshots with every
 face pixelated). A search by person is audited, like ``safecity events --person``,
 and so is every page or event that shows who matched.
 
-A viewer cannot tell a matched event from an ordinary one: viewers see a snapshot
-of any event only while an ordinary event keeps one (``retention.snapshots_h``
-after it started), and an event whose match evidence was deleted (a rejected or
-expired match) answers within that time as a snapshot retention removed.
+A viewer cannot tell a matched event from an ordinary one: viewers see the stored
+snapshot of any event only while an ordinary event keeps one
+(``retention.snapshots_h`` after it started), though a confirmed match keeps
+its images longer; a rejected match keeps its snapshot, with the formerly
+matched person pixelated, as an ordinary event does
+(:func:`safecity.governance.evidence.reject_match`).
 """
 
 from __future__ import annotations
@@ -109,11 +111,9 @@ def _snapshot_cutoff(ctx: ApiContext) -> datetime:
 
 
 def viewer_snapshot_shown(row: EventRow, cutoff: datetime) -> bool:
-    """Whether a viewer is told the event has a snapshot: as an ordinary event of its
-    age would, whatever became of a match on it (its evidence kept or deleted)."""
-    if row.started_at < cutoff:
-        return False
-    return row.snapshot_path is not None or row.match_status is not None
+    """Whether a viewer sees the event's snapshot: the stored one, while an ordinary
+    event of its age would still have one."""
+    return row.snapshot_path is not None and row.started_at >= cutoff
 
 
 def event_out(

@@ -164,7 +164,8 @@ def decide(
     user: Reviewer,
     ctx: Context,
 ) -> ReviewOut:
-    """Confirm or reject a candidate match (a rejection deletes its images at once).
+    """Confirm or reject a candidate match (a rejection deletes its match image at once
+    and keeps the event's snapshot with the face pixelated, as an ordinary event's).
 
     Only a person signed in to the console decides: an API token may have been made
     by someone else (an admin), which would let one person confirm as two. The
