@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import uvicorn
 from api_support import PASSWORD
+from clock_support import needs_real_timed_waits
 from fastapi import FastAPI
 from governance.governance_support import make_event, stored_match
 
@@ -257,6 +258,7 @@ def _parts(response: httpx.Response, count: int) -> list[bytes]:
     raise AssertionError("the stream ended")
 
 
+@needs_real_timed_waits  # its feeder paces frames with Event.wait(0.05)
 def test_mjpeg_live_view(server, ctx: ApiContext, data_dir: Path) -> None:
     photo = cv2.imread(str(data_dir / "images" / "obama.jpg"))
     hub = ctx.live = LiveHub(10, FaceRedactor())
