@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from clock_support import needs_real_timed_waits
 
 from safecity.runtime.local import CameraStats, HealthReporter
 from safecity.store import Store, StoreError
@@ -82,6 +83,7 @@ def test_any_stats_like_object_and_odd_values(store: Store) -> None:
         report_health(store, [Figures()], "h", datetime(2024, 5, 1))
 
 
+@needs_real_timed_waits  # the reporter waits on stop.wait(interval_s)
 def test_the_reporter_reports_periodically_and_once_more_on_stop(store: Store) -> None:
     gate = _stats("gate-1", state="running")
     reporter = HealthReporter(store, {"gate-1": gate}.values(), interval_s=0.05, host="edge")
