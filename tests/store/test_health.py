@@ -104,6 +104,7 @@ def test_the_reporter_reports_periodically_and_once_more_on_stop(store: Store) -
     assert final.updated_at >= running.updated_at
 
 
+@needs_real_timed_waits  # its ticks and calls.wait(10) are timed waits
 def test_a_failing_database_is_logged_not_raised(store: Store, monkeypatch, caplog) -> None:
     calls = threading.Event()
     tries = []
