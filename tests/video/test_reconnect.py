@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from clock_support import needs_real_timed_waits
 
 from safecity.config import CameraConfig, ReconnectConfig
 from safecity.errors import SourceError
@@ -29,6 +30,7 @@ class RecordingWait:
         return self.stop.wait(delay)
 
 
+@needs_real_timed_waits
 def test_reopens_a_dropping_stream_and_frames_run_on(mjpeg_server) -> None:
     # Each connection gives 10 frames then hangs up; the 2nd and 3rd reconnects find
     # the camera busy (503), so the backoff has to grow before it comes back.
@@ -67,6 +69,7 @@ def test_reopens_a_dropping_stream_and_frames_run_on(mjpeg_server) -> None:
     assert frames[20].image.shape == (576, 768, 3)
 
 
+@needs_real_timed_waits
 def test_gives_up_after_max_attempts(closed_port) -> None:
     stop = threading.Event()
     wait = RecordingWait(stop)
@@ -84,6 +87,7 @@ def test_gives_up_after_max_attempts(closed_port) -> None:
     assert source.reconnects == 3 and source.sessions == 0
 
 
+@needs_real_timed_waits
 def test_stop_interrupts_the_backoff(closed_port) -> None:
     stop = threading.Event()
     source = ReconnectingSource(
