@@ -38,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from safecity.access.roles import PERMISSIONS, Permission, Principal, Role
-from safecity.access.users import UserInfo, _find, password_matches, user_by_id
+from safecity.access.users import UserInfo, _find, sign_in_refusal, user_by_id
 from safecity.errors import SafecityError
 from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
@@ -183,16 +183,7 @@ def authenticate(
         user_id = user.id if user is not None else None
         password_hash = user.password_hash if user is not None else None
         disabled = bool(user is not None and user.disabled)
-    ok = password_matches(password_hash, password)
-    reason = (
-        "unknown user"
-        if user_id is None
-        else "wrong password"
-        if not ok
-        else "account disabled"
-        if disabled
-        else ""
-    )
+    reason = sign_in_refusal(user_id, password_hash, disabled, password)
     if reason:
         audit.record(
             store,

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from safecity.access.roles import Principal
-from safecity.access.users import UserError, _find, password_matches, user_by_id
+from safecity.access.users import UserError, _find, sign_in_refusal, user_by_id
 from safecity.config import ApiConfig
 from safecity.errors import SafecityError
 from safecity.governance import audit
@@ -172,16 +172,7 @@ def login(
     pause = 0.0 if waited else counts.pause_s(policy)
     if pause:
         time.sleep(pause)  # outside any transaction
-    ok = password_matches(password_hash, password)
-    reason = (
-        "unknown user"
-        if user_id is None
-        else "wrong password"
-        if not ok
-        else "account disabled"
-        if disabled
-        else ""
-    )
+    reason = sign_in_refusal(user_id, password_hash, disabled, password)
     if reason:
         _record_failure(store, username, ip, reason, now, window, policy)
         raise LoginError(_BAD_LOGIN)

@@ -77,6 +77,17 @@ def password_matches(password_hash: str | None, password: str) -> bool:
         return False
 
 
+def sign_in_refusal(
+    user_id: int | None, password_hash: str | None, disabled: bool, password: str
+) -> str:
+    """Why a sign-in fails ('' when it does not), as the audit trail says it: unknown
+    user, wrong password or account disabled. The password is checked in every case,
+    so an unknown name costs the same time; run it outside any write transaction."""
+    if not password_matches(password_hash, password):
+        return "unknown user" if user_id is None else "wrong password"
+    return "account disabled" if disabled else ""
+
+
 def check_password(password: str, username: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
@@ -342,6 +353,7 @@ __all__ = [
     "get_user",
     "list_users",
     "password_matches",
+    "sign_in_refusal",
     "set_password",
     "update_user",
 ]
