@@ -208,7 +208,7 @@ def enroll(
         raise EnrolmentError("give the name of the person to enrol")
     if not images:
         raise EnrolmentError(f"no photos given to enrol '{person}'")
-    info = get_watchlist(store, watchlist)
+    info = get_watchlist(store, watchlist, clock=clock)
     now = clock.now()
     if info.status in ("refused", "revoked"):
         raise AuthorisationError(
@@ -361,7 +361,7 @@ def remove_person(
     by = audit.check_actor(by)
     if not (reason or "").strip():
         raise EnrolmentError("say why the person is removed (--reason)")
-    info = get_watchlist(store, watchlist)
+    info = get_watchlist(store, watchlist, clock=clock)
     with store.transaction(write=True) as session:
         row = session.scalar(
             select(Person).where(Person.watchlist_id == info.id, Person.name == person)

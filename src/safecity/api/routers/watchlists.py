@@ -166,7 +166,7 @@ def _in_scope(user: Principal, info: WatchlistInfo) -> bool:
 
 def _watchlist(ctx: ApiContext, watchlist_id: int, user: Principal) -> WatchlistInfo:
     try:
-        info = get_watchlist(ctx.store, watchlist_id)
+        info = get_watchlist(ctx.store, watchlist_id, clock=ctx.clock)
     except WatchlistError:
         info = None
     if info is None or not _in_scope(user, info):
@@ -177,7 +177,7 @@ def _watchlist(ctx: ApiContext, watchlist_id: int, user: Principal) -> Watchlist
 @router.get("/watchlists", response_model=PageOf[WatchlistOut])
 def list_watchlists_route(user: Viewer, ctx: Context, page: Page) -> PageOf[WatchlistOut]:
     """Every watchlist covering one of your cameras, with its authorisation, by name."""
-    visible = [w for w in list_watchlists(ctx.store) if _in_scope(user, w)]
+    visible = [w for w in list_watchlists(ctx.store, clock=ctx.clock) if _in_scope(user, w)]
     rows, next_cursor = page.cut(visible[page.offset :])
     return PageOf[WatchlistOut](items=_watchlists_out(ctx, rows), next_cursor=next_cursor)
 
@@ -225,7 +225,7 @@ def create_watchlist_route(body: WatchlistIn, user: Manager, ctx: Context) -> Wa
 
 def _name_taken(ctx: ApiContext, user: Principal, name: str) -> Conflict:
     try:
-        holder = get_watchlist(ctx.store, name)
+        holder = get_watchlist(ctx.store, name, clock=ctx.clock)
     except WatchlistError:  # removed meanwhile
         holder = None
     if holder is not None and not _in_scope(user, holder):
