@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,8 @@ from safecity.commands.common import jsonable, out, parse_time, state, stop_on_s
 from safecity.commands.events import events_table
 from safecity.config import CameraConfig
 from safecity.errors import SafecityError
+
+log = logging.getLogger(__name__)
 
 
 def analyze_cmd(
@@ -31,7 +34,9 @@ def analyze_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Analyse one video or stream and store its events."""
-    report, rows = _analyze(source, camera, fps, annotated, parse_time(start_time, "--start-time"))
+    start = parse_time(start_time, "--start-time")
+    # No bar with --json (nor off a terminal): progress lines go to the log (-v).
+    report, rows = _analyze(source, camera, fps, annotated, start, bar=False if as_json else None)
     if as_json:
         print(json.dumps(_report_dict(report, rows), default=str))
         return
@@ -39,9 +44,17 @@ def analyze_cmd(
     _print_report(report)
 
 
-def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path | None, start):
+def _analyze(
+    source: str,
+    camera: str | None,
+    fps: float | None,
+    annotated: Path | None,
+    start,
+    bar: bool | None = None,
+):
     from safecity.governance.audit import record
     from safecity.pipeline import Stages
+    from safecity.progress import Progress
     from safecity.runtime.local import CameraStats, HealthReporter, analyze_one
     from safecity.runtime.service import audited_gallery
     from safecity.store.queries import list_events
@@ -58,6 +71,14 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
     stats = CameraStats(name, state="running")
     # The final figures go to the console's health page (once; errors only logged).
     health = HealthReporter(store, [stats])
+    progress = Progress(
+        f"analysing {name}", _frame_count(source), "frame", log, bar=bar, counts=("events",)
+    )
+
+    def on_frame(result) -> None:
+        stats.record(result)
+        progress.advance(position=result.frame.index + 1, events=len(result.ended))
+
     try:
         report = analyze_one(
             cam,
@@ -67,14 +88,16 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
             matcher_for=gallery.matcher_for,
             annotated_video=annotated,
             start_time=start,
-            on_frame=stats.record,
+            on_frame=on_frame,
             stop=stop,
         )
+        progress.close()  # its last line (off a terminal) before the table
     except SafecityError as exc:
         stats.state, stats.last_error = "failed", str(exc)
         health.report()
         raise
     finally:
+        progress.close(finished=False)  # stopped or failed: no "done" line
         gallery.close()
     stats.state = "finished"  # frames were counted as they came (on_frame)
     stats.events = len(report.event_ids)
@@ -99,6 +122,18 @@ def _analyze(source: str, camera: str | None, fps: float | None, annotated: Path
     ids = report.event_ids
     rows = list_events(store, ids=ids, limit=max(1, len(ids))) if ids else []
     return report, rows
+
+
+def _frame_count(source: str) -> int | None:
+    """Frames in a file, from its header (for the progress total); None for a stream."""
+    from safecity.video.source import is_network, probe
+
+    if is_network(source):  # a live stream has no count; and no second connection for it
+        return None
+    try:
+        return probe(source).frames or None
+    except SafecityError:  # analyze_one reports it as it opens the source
+        return None
 
 
 def _camera_name(source: str) -> str:

@@ -11,7 +11,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
 
 from safecity.config import SafecityConfig, load_config
 from safecity.errors import ConfigError
@@ -124,6 +126,103 @@ def short_time(value) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def day_and_times(values) -> tuple[str | None, list[str]]:
+    """Times as ``HH:MM:SS`` under one ``YYYY-MM-DD (UTC)`` when all share a date.
+
+    >>> day_and_times([datetime(2026, 12, 3, 8, 0, 1, tzinfo=UTC), None])
+    ('2026-12-03 (UTC)', ['08:00:01', ''])
+    >>> day_and_times([datetime(2026, 12, 3, 8, tzinfo=UTC), datetime(2026, 12, 4, 9, tzinfo=UTC)])
+    (None, ['2026-12-03 08:00:00', '2026-12-04 09:00:00'])
+    """
+    times = [_utc(v) for v in values]
+    days = {t.date() for t in times if t is not None}
+    if len(days) != 1:
+        return None, [short_time(t) for t in times]
+    return f"{days.pop().isoformat()} (UTC)", [t.strftime("%H:%M:%S") if t else "" for t in times]
+
+
+def _utc(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC) if value.tzinfo else value
+
+
+class FitTable:
+    """A table that drops its optional columns, in order, when the console is too narrow.
+
+    A column with no text in any row goes first. The others are shown whole (no ``…``):
+    ``wrap`` columns may wrap at spaces; ``soft`` ones (a date and time) are counted
+    whole when deciding what to drop, and wrap at spaces only when the table still
+    does not fit. Whether it fits is decided at print time, from the console's width
+    (``COLUMNS``).
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        rows: list[list[str]],
+        drop: tuple[str, ...] = (),
+        wrap: tuple[str, ...] = (),
+        soft: tuple[str, ...] = (),
+        title: str | None = None,
+    ) -> None:
+        self.columns, self.rows, self.wrap, self.soft, self.title = (
+            columns,
+            rows,
+            wrap,
+            soft,
+            title,
+        )
+        empty = [c for i, c in enumerate(columns) if not any(row[i] for row in rows)]
+        self.drop = tuple(empty) + tuple(c for c in drop if c not in empty)
+
+    def shown(self, width: int) -> list[str]:
+        """The columns that fit ``width`` cells: the optional ones dropped in order (and
+        those dropped early that fit again once a wider one went, back in)."""
+        shown = list(self.columns)
+        dropped = []
+        for name in self.drop:
+            if self._needed(shown) <= width:
+                break
+            shown.remove(name)
+            dropped.append(name)
+        for name in reversed(dropped[:-1]):
+            trial = [c for c in self.columns if c in shown or c == name]
+            if self._needed(trial) <= width:
+                shown = trial
+        return shown
+
+    def _needed(self, shown: list[str]) -> int:
+        # Each column: its widest cell (longest word where it wraps), 2 of padding and
+        # 1 of border; plus the outer border.
+        total = 1
+        for name in shown:
+            i = self.columns.index(name)
+            cells = [name] + [row[i] for row in self.rows]
+            if name in self.wrap:
+                total += max(cell_len(w) for c in cells for w in (c.split() or [""]))
+            else:
+                total += max(cell_len(line) for c in cells for line in (c.splitlines() or [""]))
+            total += 3
+        return total
+
+    def table(self, width: int) -> Table:
+        shown = self.shown(width)
+        table = Table(title=self.title, title_justify="left")
+        for name in shown:
+            wraps = name in self.wrap or name in self.soft
+            table.add_column(name, no_wrap=not wraps, overflow="fold")
+        index = [self.columns.index(name) for name in shown]
+        for row in self.rows:
+            table.add_row(*(row[i] for i in index))
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
 
 
 def stop_on_signals() -> threading.Event:

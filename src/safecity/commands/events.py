@@ -5,16 +5,30 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from safecity.commands.common import jsonable, out, parse_time, print_json_rows, short_time, state
+from safecity.commands.common import (
+    FitTable,
+    day_and_times,
+    jsonable,
+    out,
+    parse_time,
+    print_json_rows,
+    state,
+)
+
+#: Columns of the events table, and those left out, in this order, on a narrow terminal
+#: (the snapshot path is long: ``analyze`` prints the media folder under the table).
+EVENT_COLUMNS = ["id", "camera", "track", "label", "start", "end", "score", "match", "snapshot"]
+EVENT_COLUMNS_DROPPED = ("track", "score", "snapshot")
 
 
-def events_table(rows) -> Table:
-    """Events as a table (events, analyze, demo)."""
-    table = Table("id", "camera", "track", "label", "start", "end", "score", "match", "snapshot")
-    for r in rows:
-        d = jsonable(r)
+def events_table(rows) -> FitTable:
+    """Events as a table (events, analyze, demo): times as HH:MM:SS under their date when
+    all rows share one; track, score and snapshot left out when the terminal is narrow."""
+    dicts = [jsonable(r) for r in rows]
+    day, times = day_and_times([v for d in dicts for v in (d.get("started_at"), d.get("ended_at"))])
+    cells = []
+    for n, d in enumerate(dicts):
         match = ""
         if d.get("person_name"):
             match = (
@@ -23,18 +37,27 @@ def events_table(rows) -> Table:
             )
         elif d.get("match_status"):
             match = f"{d['match_status']} match"
-        table.add_row(
-            str(d.get("id")),
-            str(d.get("camera")),
-            str(d.get("track_id")),
-            str(d.get("label")),
-            short_time(d.get("started_at")),
-            short_time(d.get("ended_at")),
-            f"{d.get('best_score', 0):.2f}",
-            match,
-            str(d.get("snapshot_path") or ""),
+        cells.append(
+            [
+                str(d.get("id")),
+                str(d.get("camera")),
+                str(d.get("track_id")),
+                str(d.get("label")),
+                times[2 * n],
+                times[2 * n + 1],
+                f"{d.get('best_score', 0):.2f}",
+                match,
+                str(d.get("snapshot_path") or ""),
+            ]
         )
-    return table
+    return FitTable(
+        EVENT_COLUMNS,
+        cells,
+        drop=EVENT_COLUMNS_DROPPED,
+        wrap=("match",),
+        soft=("start", "end"),
+        title=day,
+    )
 
 
 def events_cmd(

@@ -23,6 +23,7 @@ for any operational use.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
@@ -35,6 +36,9 @@ import cv2
 import numpy as np
 
 from safecity.errors import ConfigError
+from safecity.progress import Progress
+
+log = logging.getLogger(__name__)
 
 FAR_TARGET = 1e-3
 
@@ -128,7 +132,11 @@ def embed_lfw_image(path: str) -> np.ndarray | None:
 def embed_images(
     paths: Sequence[str], workers: int, progress: bool
 ) -> dict[str, np.ndarray | None]:
-    """Embed each path once, over a pool of ``workers`` processes (1: in this process)."""
+    """Embed each path once, over a pool of ``workers`` processes (1: in this process).
+
+    ``progress``: a bar on a terminal; otherwise (and always when False) a progress
+    line in the log every ``safecity.progress.LOG_INTERVAL_S`` seconds.
+    """
     results: Iterable[np.ndarray | None]
     if workers <= 1:
         results = map(embed_lfw_image, paths)
@@ -139,13 +147,19 @@ def embed_images(
             workers, multiprocessing.get_context("spawn"), initializer=_init_pool_worker
         )
         results = pool.map(embed_lfw_image, paths, chunksize=32)
-    if progress:
-        from tqdm import tqdm
-
-        results = tqdm(results, total=len(paths), desc="embedding LFW images", unit="img")
+    bar = Progress(
+        "embedding LFW images", len(paths), "img", log, bar=None if progress else False,
+        counts=("no-face",),
+    )  # fmt: skip
+    vectors: dict[str, np.ndarray | None] = {}
     try:
-        return dict(zip(paths, results, strict=True))
+        for path, vector in zip(paths, results, strict=True):
+            vectors[path] = vector
+            bar.advance(**{"no-face": vector is None})
+        bar.close()
+        return vectors
     finally:
+        bar.close(finished=False)
         if pool is not None:
             pool.shutdown()
 
