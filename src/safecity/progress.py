@@ -74,6 +74,8 @@ class Progress:
                 dynamic_ncols=width is None,
                 ncols=width,
                 nrows=None if width is None else 24,
+                # the figures before the bar: a narrow terminal shortens the bar, not them
+                bar_format=None if total is None else _BAR_FORMAT,
             )
             if self.counts:
                 self._bar.set_postfix(self.counts, refresh=False)
@@ -125,6 +127,12 @@ class Progress:
             self._bar = None
         elif finished:
             self.log.info("%s (done)", self.summary())
+
+
+_BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+    " |{bar}|"
+)
 
 
 def _terminal_width() -> int | None:

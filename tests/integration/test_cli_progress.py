@@ -75,7 +75,7 @@ def test_analyze_shows_progress_on_a_terminal(tmp_path, data_dir):
     )
     assert rc == 0, terminal
     # frames done of the total, the rate, the events so far and the ETA, on stderr
-    assert "analysing lobby" in terminal
+    assert "lobby: 100% 56/56" in terminal
     assert "56/56" in terminal and "frame/s" in terminal and "events=" in terminal
     assert "<" in terminal  # tqdm's "[elapsed<remaining]"
     assert "56/56" not in stdout and "frame/s" not in stdout
@@ -97,7 +97,7 @@ def test_analyze_off_a_terminal_draws_no_bar(tmp_path, data_dir):
     report = json.loads(done.stdout)
     assert report["frames_in"] == 56
     assert "frame/s" not in done.stderr and "\r" not in done.stderr
-    summary = [line for line in done.stderr.splitlines() if "analysing lobby2:" in line]
+    summary = [line for line in done.stderr.splitlines() if "lobby2: 56/56" in line]
     assert len(summary) == 1, done.stderr
     assert "INFO safecity.commands.analyze" in summary[0]
     assert "56/56 frames" in summary[0] and "events" in summary[0] and "(done)" in summary[0]

@@ -71,9 +71,7 @@ def _analyze(
     stats = CameraStats(name, state="running")
     # The final figures go to the console's health page (once; errors only logged).
     health = HealthReporter(store, [stats])
-    progress = Progress(
-        f"analysing {name}", _frame_count(source), "frame", log, bar=bar, counts=("events",)
-    )
+    progress = Progress(name, _frame_count(source), "frame", log, bar=bar, counts=("events",))
 
     def on_frame(result) -> None:
         stats.record(result)
