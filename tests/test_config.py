@@ -51,3 +51,44 @@ def test_invalid_configs_say_what_is_wrong(tmp_path: Path, text: str, words: str
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_object_filters_fold_in_the_old_score_keys() -> None:
+    detector = SafecityConfig.model_validate(
+        yaml.safe_load(
+            "detector:\n  min_score: 0.35\n  per_class_min_score: {car: 0.5}\n"
+            "  filters: {person: {min_area: 400, max_ratio: 1.5}, bus: {min_score: 0.6}}"
+        )
+    ).detector
+    person = detector.filter_for("person")
+    assert (person.min_area, person.max_ratio, person.min_score) == (400, 1.5, 0.35)
+    assert person.threshold == 0.55  # the default survives a filter that names others
+    assert detector.filter_for("car").min_score == 0.5  # per_class_min_score still counts
+    assert detector.filter_for("car").threshold == 0.0  # parked vehicles stay events
+    assert detector.filter_for("bus").min_score == 0.6
+    from safecity.vision.coco import LABEL_TO_ID
+    from safecity.vision.detector import class_thresholds
+
+    thresholds = class_thresholds(detector)
+    assert thresholds[LABEL_TO_ID["bus"]] == pytest.approx(0.6)
+    assert thresholds[LABEL_TO_ID["car"]] == pytest.approx(0.5)
+    assert thresholds[LABEL_TO_ID["person"]] == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("detector: {filters: {unicorn: {min_area: 1}}}", "unicorn"),
+        ("detector: {filters: {person: {threshold: 2}}}", "filters.person.threshold"),
+        ("detector: {filters: {person: {min_arae: 1}}}", "min_arae"),
+        (
+            "detector: {per_class_min_score: {car: 0.5}, filters: {car: {min_score: 0.6}}}",
+            "disagree for car",
+        ),
+    ],
+)
+def test_bad_object_filters_are_named(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        load_config(path)

@@ -28,6 +28,7 @@ import numpy as np
 from safecity.config import SafecityConfig
 from safecity.events import Event, Snapshot
 from safecity.vision.coco import LABEL_TO_ID
+from safecity.vision.filters import TrackEvidence, detection_mask
 from safecity.vision.nms import box_iou
 from safecity.vision.redact import FaceRedactor, clip_boxes, privacy_boxes
 from safecity.vision.types import Detections, Face, Frame, Match, Track
@@ -133,6 +134,7 @@ class _TrackState:
     match: Match | None = None
     match_snapshot: Snapshot | None = None
     match_face: np.ndarray | None = None  # the matched face box, in match-snapshot pixels
+    evidence: TrackEvidence = field(default_factory=TrackEvidence)  # score and movement
 
 
 class CameraPipeline:
@@ -181,7 +183,11 @@ class CameraPipeline:
         t1 = time.perf_counter()
         detections: Detections = self.stages.detector.detect(frame.image)
         timings["detector"] = (time.perf_counter() - t1) * 1000
-        update = self.tracker.update(detections, frame.pts)
+        # Boxes outside their label's area/ratio limits are not tracked; every person
+        # box still counts below for hiding heads.
+        keep = detection_mask(detections, self.config.detector)
+        tracked = detections if keep.all() else detections[keep]
+        update = self.tracker.update(tracked, frame.pts)
         active: list[Track] = list(update.active)
         self._last_active = active
         people = detections.boxes[detections.class_ids == PERSON]
@@ -197,6 +203,7 @@ class CameraPipeline:
             state = self._state_for(track, frame)
             state.frames += 1
             state.ended_at = frame.time
+            state.evidence.add(track.box, track.score, frame.pts)
             face = faces.get(track.track_id)
             if track.score > state.best_score:
                 state.best_score = track.score
@@ -345,6 +352,19 @@ class CameraPipeline:
         if state is None or state.snapshot is None:
             return None
         matched = state.match is not None
+        if not matched and state.evidence.is_still_false_alarm(
+            self.config.detector.filter_for(state.label)
+        ):
+            log.debug(
+                "camera %s track %d (%s): no event, still (moved %.2f of its size) with a "
+                "median score of %.2f",
+                self.camera,
+                state.track_id,
+                state.label,
+                state.evidence.movement,
+                state.evidence.peak_median,
+            )
+            return None
         return Event(
             camera=self.camera,
             track_id=state.track_id,

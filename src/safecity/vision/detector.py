@@ -321,10 +321,17 @@ class YoloDecoder(Decoder):
 
 
 def class_thresholds(config: DetectorConfig) -> np.ndarray:
-    """``(80,)`` minimum score per COCO class; ``inf`` for classes not kept."""
+    """``(80,)`` minimum score per COCO class; ``inf`` for classes not kept.
+
+    A label's ``filters.<label>.min_score``, else its ``per_class_min_score``, else
+    ``min_score``; applied while decoding, so the filters cost the model nothing.
+    """
     thresholds = np.full(NUM_CLASSES, config.min_score, np.float32)
     for label, score in config.per_class_min_score.items():
         thresholds[LABEL_TO_ID[label]] = score
+    for label, f in config.filters.items():
+        if f.min_score is not None:
+            thresholds[LABEL_TO_ID[label]] = f.min_score
     if config.classes:
         keep = np.zeros(NUM_CLASSES, bool)
         keep[[LABEL_TO_ID[c] for c in config.classes]] = True
