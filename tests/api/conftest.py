@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from api_support import add_role_users
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from governance.governance_support import T0
 
 from safecity.api.app import create_app
 from safecity.api.context import ApiContext
 from safecity.config import SafecityConfig
+from safecity.governance.clock import ManualClock
 from safecity.store import Store, open_store
 
 
@@ -56,3 +60,16 @@ def app(ctx: ApiContext) -> FastAPI:
 @pytest.fixture
 def anonymous(app: FastAPI) -> TestClient:
     return TestClient(app)
+
+
+@pytest.fixture
+def image(data_dir: Path) -> np.ndarray:
+    """A small real face for event snapshots (Obama's portrait, 64×80)."""
+    return cv2.resize(cv2.imread(str(data_dir / "images" / "obama.jpg")), (64, 80))
+
+
+@pytest.fixture
+def clock(ctx: ApiContext) -> ManualClock:
+    """The app's clock, fixed at T0 (modules with a clock of their own override it)."""
+    ctx.clock = ManualClock(T0)
+    return ctx.clock

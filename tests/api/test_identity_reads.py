@@ -6,11 +6,8 @@ On a fixed clock (T0 from the governance helpers), so nothing depends on today.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-import cv2
 import numpy as np
-import pytest
 from api_support import signed_in
 from fastapi import FastAPI
 from governance.governance_support import T0, add_person, make_event, stored_match, unit
@@ -24,17 +21,6 @@ from safecity.store import Store
 from safecity.store.sink import StoreSink
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def image(data_dir: Path) -> np.ndarray:
-    return cv2.resize(cv2.imread(str(data_dir / "images" / "obama.jpg")), (64, 80))
-
-
-@pytest.fixture
-def clock(ctx: ApiContext) -> ManualClock:
-    ctx.clock = ManualClock(T0)
-    return ctx.clock
 
 
 def test_an_event_showing_who_matched_is_audited(

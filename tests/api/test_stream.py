@@ -123,11 +123,6 @@ def finished(server: SimpleNamespace, seconds: float = 5) -> bool:
     return False
 
 
-@pytest.fixture(scope="module")
-def image(data_dir: Path) -> np.ndarray:
-    return cv2.resize(cv2.imread(str(data_dir / "images" / "obama.jpg")), (64, 80))
-
-
 def write(store: Store, image: np.ndarray, camera: str, track_id: int = 1) -> int:
     event = make_event(image, camera=camera, start=NOW, track_id=track_id)
     return StoreSink(store, ManualClock(NOW)).write(event)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
-from pathlib import Path
 
-import cv2
 import httpx
 import numpy as np
 import pytest
@@ -16,23 +14,11 @@ from governance.governance_support import T0, make_event, stored_match
 from test_stream import Messages, client, events_in, fast_stream, server  # noqa: F401
 
 from safecity.access.users import set_password, update_user
-from safecity.api.context import ApiContext
 from safecity.api.routers import stream
 from safecity.governance.audit import list_records
 from safecity.governance.clock import ManualClock
 from safecity.store import Store
 from safecity.store.sink import StoreSink
-
-
-@pytest.fixture
-def image(data_dir: Path) -> np.ndarray:
-    return cv2.resize(cv2.imread(str(data_dir / "images" / "obama.jpg")), (64, 80))
-
-
-@pytest.fixture
-def clock(ctx: ApiContext) -> ManualClock:
-    ctx.clock = ManualClock(T0)
-    return ctx.clock
 
 
 def test_a_resume_from_the_start_replays_only_the_recent_window(

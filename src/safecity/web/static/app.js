@@ -359,6 +359,15 @@
     }));
   }
 
+  // A page to go to after signing in: a local path only (no other site, no scheme).
+  function safeNext(target) {
+    if (!target || target.charAt(0) !== '/' || target.charAt(1) === '/' ||
+        target.indexOf('\\') !== -1 || /[\u0000-\u001f\u007f]/.test(target)) {
+      return '/';
+    }
+    return target;
+  }
+
   setupLogout();
 
   window.SC = {
@@ -378,6 +387,7 @@
     number: number,
     pager: pager,
     query: query,
+    safeNext: safeNext,
     showError: showError,
     time: time,
     toLocalInput: toLocalInput,

@@ -10,14 +10,6 @@
   var form = document.getElementById('login-form');
   var submit = document.getElementById('login-submit');
 
-  function safeNext(target) {
-    if (!target || target.charAt(0) !== '/' || target.charAt(1) === '/' ||
-        target.indexOf('\\') !== -1 || /[\u0000-\u001f\u007f]/.test(target)) {
-      return '/';
-    }
-    return target;
-  }
-
   form.addEventListener('submit', SC.guarded(submit, function () {
     var username = form.elements.username.value.trim();
     var password = form.elements.password.value;
@@ -30,7 +22,7 @@
       json: { username: username, password: password },
       signIn: false
     }).then(function (me) {
-      var next = safeNext(form.dataset.next);
+      var next = SC.safeNext(form.dataset.next);
       // A password someone else set comes first: the user sets their own.
       if (me && me.password_provisional) next = '/password?next=' + encodeURIComponent(next);
       location.assign(next);

@@ -13,14 +13,6 @@
   var form = document.getElementById('password-form');
   var submit = document.getElementById('password-submit');
 
-  function safeNext(target) {
-    if (!target || target.charAt(0) !== '/' || target.charAt(1) === '/' ||
-        target.indexOf('\\') !== -1 || /[\u0000-\u001f\u007f]/.test(target)) {
-      return '/';
-    }
-    return target;
-  }
-
   form.addEventListener('submit', SC.guarded(submit, function () {
     var current = form.elements.current_password.value;
     var fresh = form.elements.new_password.value;
@@ -46,7 +38,7 @@
       json: { current_password: current, new_password: fresh }
     }).then(function () {
       // Every session of this account has ended: sign in again with the new password.
-      location.assign('/login?changed=1&next=' + encodeURIComponent(safeNext(form.dataset.next)));
+      location.assign('/login?changed=1&next=' + encodeURIComponent(SC.safeNext(form.dataset.next)));
     }, function (err) {
       form.elements.current_password.value = '';
       form.elements.new_password.value = '';
