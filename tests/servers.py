@@ -3,6 +3,7 @@ port), loaded as a pytest plugin by tests/conftest.py so every test folder can u
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import socket
@@ -10,9 +11,36 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import cv2
 import pytest
+import uvicorn
+
+
+@contextlib.contextmanager
+def running_app(app: Any, **options: Any) -> Iterator[SimpleNamespace]:
+    """A real uvicorn server for ``app`` on a free local port, in a thread, for the
+    block: ``url`` and the server's ``state`` (its open connections and tasks).
+    ``options`` go to ``uvicorn.Config`` (e.g. proxy headers)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none", **options
+    )
+    config.timeout_graceful_shutdown = 2
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not running.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    port = running.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{port}", state=running.server_state)
+    finally:
+        running.should_exit = True
+        thread.join(10)
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):

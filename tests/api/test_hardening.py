@@ -16,10 +16,10 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-import uvicorn
 from api_support import PASSWORD, add_role_users, signed_in
 from fastapi import FastAPI
 from governance.governance_support import authorised_watchlist
+from servers import running_app
 
 from safecity.errors import EnrolmentError
 from safecity.governance.audit import list_records
@@ -33,28 +33,8 @@ from safecity.store import Store, open_store
 def server(app: FastAPI) -> Iterator[SimpleNamespace]:
     # Behind a "proxy" (this host) as `safecity serve` runs with forwarded_allow_ips:
     # X-Forwarded-For names the client, so a test can come from many addresses.
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        proxy_headers=True,
-        forwarded_allow_ips=["127.0.0.1"],
-    )
-    config.timeout_graceful_shutdown = 2
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = running.servers[0].sockets[0].getsockname()[1]
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}")
-    running.should_exit = True
-    thread.join(10)
+    with running_app(app, proxy_headers=True, forwarded_allow_ips=["127.0.0.1"]) as running:
+        yield running
 
 
 def test_a_unicode_or_huge_last_event_id_starts_the_stream_afresh(

@@ -19,11 +19,11 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from api_support import PASSWORD
 from clock_support import needs_real_timed_waits
 from fastapi import FastAPI
 from governance.governance_support import make_event, stored_match
+from servers import running_app
 
 from safecity.api.context import ApiContext
 from safecity.api.live import LiveHub
@@ -48,21 +48,8 @@ def fast_stream(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def server(app: FastAPI) -> Iterator[SimpleNamespace]:
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
-    )
-    config.timeout_graceful_shutdown = 2
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = running.servers[0].sockets[0].getsockname()[1]
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", state=running.server_state)
-    running.should_exit = True
-    thread.join(10)
+    with running_app(app) as running:
+        yield running
 
 
 def client(server: SimpleNamespace, username: str) -> httpx.Client:
