@@ -204,6 +204,11 @@ class CameraConfig(_Section):
     keyframes_only: bool = Field(False, description="decode only keyframes (cheap, low rate)")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     timeout_s: float = Field(5.0, gt=0, description="network open and read timeout")
+    live_pace: bool = Field(
+        False,
+        description="play a file at its own frame rate and drop the frames the analyser "
+        "cannot take, as a live camera would (benchmarks, rehearsals)",
+    )
 
 
 class StoreConfig(_Section):
@@ -305,6 +310,39 @@ class ApiConfig(_Section):
     )
 
 
+class OutboxConfig(_Section):
+    """Finished events wait here, on the analysing machine's disk, until the database has them."""
+
+    dir: Path = Field(
+        default_factory=lambda: data_home() / "outbox",
+        description="folder of the durable outbox (one subfolder per worker; owner-only)",
+    )
+    max_events: int = Field(
+        100_000, ge=1, description="events the outbox may hold before it refuses more"
+    )
+    max_mb: float = Field(2048.0, gt=0, description="megabytes the outbox may hold")
+    drain_on_stop_s: float = Field(
+        30.0,
+        ge=0,
+        description="on stop, how long to keep trying to store what the outbox holds "
+        "(the rest is stored at the next start)",
+    )
+
+
+class ClusterConfig(_Section):
+    """``safecity run --cluster``: cameras spread over the nodes of a Ray cluster."""
+
+    cameras_per_worker: int = Field(
+        4, ge=1, description="cameras one worker process hosts (models load once per process)"
+    )
+    cpus_per_camera: float = Field(
+        0.5, gt=0, description="Ray CPUs a camera reserves; a node's CPUs bound its cameras"
+    )
+    check_interval_s: float = Field(
+        1.0, gt=0, description="how often the coordinator checks workers and nodes"
+    )
+
+
 class SafecityConfig(_Section):
     cameras: list[CameraConfig] = Field(default_factory=list)
     motion: MotionConfig = Field(default_factory=MotionConfig)
@@ -320,6 +358,8 @@ class SafecityConfig(_Section):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @field_validator("cameras")
     @classmethod
