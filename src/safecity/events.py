@@ -5,11 +5,18 @@ track, keeps the best-scoring snapshot and the best face seen, and is emitted
 when the track ends. The snapshot carries the boxes that must be pixelated
 before anything writes it (DESIGN.md invariant 3); the face vector of a track
 that matched nothing never leaves this module's memory (invariant 2).
+
+Each event carries a ``uuid`` made by :func:`event_uuid` from what identifies its
+track in a run, so the same track always gets the same uuid: a camera restarted
+from the start of a file (same frame times) reproduces it, and the store, which
+is idempotent by uuid, keeps one copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid as uuidlib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -50,3 +57,34 @@ class Event:
     snapshot: Snapshot
     match: Match | None = None
     match_snapshot: Snapshot | None = None  # the frame where the face matched, if any
+    uuid: str = ""  # 32 hex digits from event_uuid(); "" lets the sink pick a random one
+
+
+#: Namespace of event uuids (uuid5): fixed, so uuids are the same on every machine.
+EVENT_NAMESPACE = uuidlib.UUID("5f0c4c1e-8a47-4d2b-9a43-3b1f6c0e7a10")
+
+
+def event_uuid(event: Event, run: str) -> str:
+    """The uuid of ``event`` in ``run``: the same track of the same run always gets the same.
+
+    Built from the run id, camera, label, track id and start time (not from the
+    snapshot or scores, which are the track's state and not its identity), so a
+    worker that re-analyses a file from its start after a crash reproduces it.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    >>> e = Event("gate-1", 7, "person", t, t, 0.9, 3, None)  # type: ignore[arg-type]
+    >>> event_uuid(e, "run-1") == event_uuid(e, "run-1") != event_uuid(e, "run-2")
+    True
+    >>> len(event_uuid(e, "run-1"))
+    32
+    """
+    key = "\n".join(
+        (run, event.camera, event.label, str(int(event.track_id)), event.started_at.isoformat())
+    )
+    return uuidlib.uuid5(EVENT_NAMESPACE, key).hex
+
+
+def with_uuids(events: Iterable[Event], run: str) -> list[Event]:
+    """``events`` with their uuid set from ``run`` where they have none yet."""
+    return [e if e.uuid else replace(e, uuid=event_uuid(e, run)) for e in events]

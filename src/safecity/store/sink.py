@@ -16,12 +16,21 @@ The sink checks the authorisation once more, at the frame's time *and* now: a
 match it does not allow (or whose person was removed meanwhile) is stored as a
 plain event *without images* (they show the face unpixelated, so they are not
 even written), and the refusal is audited.
+
+Idempotent by event uuid (:func:`safecity.events.event_uuid`): an event whose uuid
+is already stored is not written again (no file, no audit record) and its
+existing id is returned, so an outbox that retries a batch the database did
+commit, or a restarted camera that reproduces its events, leaves one copy. Two
+writers racing on the same uuid: the unique column refuses the second
+transaction (a :class:`StoreError`, nothing of it kept) and its retry finds the
+first one's row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 
@@ -32,7 +41,7 @@ from safecity.events import Event, Snapshot
 from safecity.governance import audit
 from safecity.governance.authorisations import allows_matching, camera_scopes
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
-from safecity.store.db import Store, StoreError
+from safecity.store.db import Store, StoreError, StoreValueError
 from safecity.store.schema import (
     Authorisation,
     EventRecord,
@@ -41,6 +50,10 @@ from safecity.store.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-f]{32}$")
+#: Uuids looked up per query (well under every backend's bound-parameter limit).
+_LOOKUP_CHUNK = 500
 
 
 class StoreSink:
@@ -56,21 +69,26 @@ class StoreSink:
 
     def write_many(self, events: Iterable[Event]) -> list[int]:
         """Store all events in one transaction, or none of them; returns their ids in order."""
-        events = list(events)
-        if not events:
+        given = list(events)
+        if not given:
             return []
-        # Decide before any file is written: a refused match's snapshots show its
-        # face unpixelated, so they are never written at all.
-        refusals: list[str | None] = [None] * len(events)
-        if any(e.match for e in events):
-            with self.store.transaction() as session:
-                refusals = [self._refusal(session, e) if e.match else None for e in events]
+        names = [self._name(event) for event in given]
+        first = {name: i for i, name in reversed(list(enumerate(names)))}
+        # Decide before any file is written: what is stored already is skipped, and a
+        # refused match's snapshots show its face unpixelated, so they are never written.
+        with self.store.transaction() as session:
+            stored = self._stored_ids(session, names)
+            todo = [i for i, name in enumerate(names) if name not in stored and first[name] == i]
+            events = [given[i] for i in todo]
+            refusals = [self._refusal(session, e) if e.match else None for e in events]
+        if not events:
+            return [stored[name] for name in names]
         written: list[str] = []
         dropped: list[str] = []
         try:
             records = [
-                self._record(event, written, images=refusal is None)
-                for event, refusal in zip(events, refusals, strict=True)
+                self._record(event, names[i], written, images=refusal is None)
+                for i, event, refusal in zip(todo, events, refusals, strict=True)
             ]
             with self.store.transaction(write=True) as session:
                 session.add_all(records)
@@ -84,21 +102,42 @@ class StoreSink:
                         self._candidate(session, event, record)
                     else:
                         dropped += self._refuse(session, event, record, refusal)
-                ids = [record.id for record in records]
+                stored.update((record.uuid, record.id) for record in records)
         except BaseException:
             for relative in written:
                 self.store.media.remove(relative)
             raise
         for relative in dropped:
             self.store.media.remove(relative)
-        return ids
+        return [stored[name] for name in names]
 
-    def _record(self, event: Event, written: list[str], *, images: bool) -> EventRecord:
+    @staticmethod
+    def _name(event: Event) -> str:
+        """The event's uuid (a random one when it has none); refuses a malformed one."""
+        if not event.uuid:
+            return uuid.uuid4().hex
+        if not _UUID.match(event.uuid):
+            raise StoreValueError(f"event uuid {event.uuid!r} is not 32 lowercase hex digits")
+        return event.uuid
+
+    @staticmethod
+    def _stored_ids(session: Session, names: list[str]) -> dict[str, int]:
+        """Uuid → id of those of ``names`` that are stored already."""
+        found: dict[str, int] = {}
+        unique = sorted(set(names))
+        for start in range(0, len(unique), _LOOKUP_CHUNK):
+            chunk = unique[start : start + _LOOKUP_CHUNK]
+            rows = session.execute(
+                select(EventRecord.uuid, EventRecord.id).where(EventRecord.uuid.in_(chunk))
+            )
+            found.update((row.uuid, row.id) for row in rows)
+        return found
+
+    def _record(self, event: Event, name: str, written: list[str], *, images: bool) -> EventRecord:
         """Write the event's snapshots (noting each in ``written``) and build its row.
 
-        ``images=False`` (a refused match) writes no file and no match.
+        ``name`` is its uuid. ``images=False`` (a refused match) writes no file and no match.
         """
-        name = uuid.uuid4().hex
         snapshot = match_snapshot = None
         if images:
             snapshot = self._snapshot(event, event.snapshot, name, written)
