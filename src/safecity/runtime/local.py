@@ -2,9 +2,11 @@
 
 ``analyze_one`` runs one source to its end; ``CameraFleet`` runs every camera of a
 config at once, each in its own thread with reconnect and backoff, so one
-dropped camera never stops the others. Models are loaded once and shared:
-decoding and ONNX Runtime release the GIL and run in parallel; YuNet and dlib
-hold it, so face work of several cameras takes turns.
+dropped camera never stops the others. A camera with ``live_pace`` plays its file
+as a live camera would (:class:`~safecity.video.pacing.LivePacer`): at its own
+rate, the frames the analyser cannot take dropped and counted. Models are loaded
+once and shared: decoding and ONNX Runtime release the GIL and run in parallel;
+YuNet and dlib hold it, so face work of several cameras takes turns.
 
 Writes are all-or-nothing for a file: its events are stored in one transaction
 only after the file decoded to its end, so a corrupt or truncated file leaves no
@@ -20,11 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
+
+import numpy as np
 
 from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import SafecityError, SourceError
@@ -32,11 +37,17 @@ from safecity.events import Event
 from safecity.pipeline import CameraPipeline, FrameResult, MatcherProvider, Stages
 from safecity.store.db import Store
 from safecity.store.health import default_host, report_health
+from safecity.vision.types import Frame
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two health reports of a running fleet.
 HEALTH_INTERVAL_S = 5.0
+
+#: Seconds of recent frames that lags and the analysed rate of :class:`CameraStats` cover.
+WINDOW_S = 30.0
+#: At most this many recent lags are kept per camera, whatever the window.
+WINDOW_MAX = 10_000
 
 #: Receives finished events; returns their ids. The store sink is one.
 EventWriter = Callable[[list[Event]], list[int]]
@@ -44,7 +55,14 @@ EventWriter = Callable[[list[Event]], list[int]]
 
 @dataclass
 class CameraStats:
-    """Health figures of one camera, for logs, the CLI and later the console."""
+    """Health figures of one camera, for logs, the CLI, the console and benchmarks.
+
+    Counters run from the start; lags and the analysed rate cover a recent window
+    (the last ``window_s`` seconds, at most :data:`WINDOW_MAX` entries), so a
+    long-running camera shows how it does now, and a benchmark can
+    :meth:`restart_window` after its warm-up. A camera thread records while any
+    thread reads (:meth:`summary`): the windows are guarded by a lock.
+    """
 
     camera: str
     frames_in: int = 0
@@ -55,18 +73,85 @@ class CameraStats:
     lag_s: float = 0.0
     state: str = "starting"
     last_error: str = ""
+    dropped: int = 0  # frames a live-paced source dropped because the analyser was busy
+    window_s: float = WINDOW_S
+    # (monotonic time, seconds) per frame: from frame.time to the end of its analysis
+    _lags: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=WINDOW_MAX), init=False, repr=False, compare=False
+    )
+    # (monotonic time, seconds) per stored event: from its last frame's time to stored
+    _event_lags: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=WINDOW_MAX), init=False, repr=False, compare=False
+    )
+    _since: float = field(default_factory=time.monotonic, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def record(self, result: FrameResult) -> None:
+        """One frame through the pipeline: called right after its analysis ended."""
         self.frames_in += 1
         if result.analysed:
             self.frames_analysed += 1
             self.detector_ms.append(result.timings_ms.get("detector", 0.0))
             del self.detector_ms[:-200]  # a rolling window is enough for health
         self.lag_s = max(0.0, (datetime.now(UTC) - result.frame.time).total_seconds())
+        with self._lock:
+            self._lags.append((time.monotonic(), self.lag_s))
+
+    def record_stored(self, events: Iterable[Event], stored_at: datetime) -> None:
+        """Events stored at ``stored_at``: each one's lag from its last frame (``ended_at``)."""
+        now = time.monotonic()
+        lags = [max(0.0, (stored_at - e.ended_at).total_seconds()) for e in events]
+        with self._lock:
+            self._event_lags.extend((now, lag) for lag in lags)
+
+    def restart_window(self) -> None:
+        """Forget the recent window (lags, rate): figures from now on only."""
+        with self._lock:
+            self._lags.clear()
+            self._event_lags.clear()
+            self._since = time.monotonic()
 
     @property
     def detector_ms_median(self) -> float:
         return median(self.detector_ms) if self.detector_ms else 0.0
+
+    def summary(self) -> dict:
+        """The figures as a JSON-ready dict (lags in seconds, over the recent window).
+
+        ``analysed_fps`` counts every frame the pipeline finished per second, whether
+        or not the motion gate let the detector run on it (``frames_analysed`` counts
+        the detector runs): it is the rate the camera keeps up with.
+        """
+        now = time.monotonic()
+        start = max(self._since, now - self.window_s)
+        with self._lock:
+            lags = [lag for at, lag in self._lags if at >= start]
+            event_lags = [lag for at, lag in self._event_lags if at >= start]
+        span = now - start
+        return {
+            "camera": self.camera,
+            "state": self.state,
+            "frames_in": self.frames_in,
+            "frames_analysed": self.frames_analysed,
+            "dropped": self.dropped,
+            "analysed_fps": round(len(lags) / span, 3) if span > 0 else 0.0,
+            "lag_p50_s": _percentile(lags, 50),
+            "lag_p95_s": _percentile(lags, 95),
+            "event_lag_p50_s": _percentile(event_lags, 50),
+            "event_lag_p95_s": _percentile(event_lags, 95),
+            "events": self.events,
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+        }
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (linear interpolation), ``None`` for no values (JSON null)."""
+    if not values:
+        return None
+    return round(float(np.percentile(values, q)), 4)
 
 
 @dataclass
@@ -207,6 +292,7 @@ class CameraFleet:
         with self._write_lock:
             try:
                 self.write(events)
+                stats.record_stored(events, datetime.now(UTC))  # "stored": the write returned
                 stats.events += len(events)
             except SafecityError as exc:
                 # The database went away: say so, keep analysing; these events are lost
@@ -215,10 +301,12 @@ class CameraFleet:
                 log.error("camera %s: %d event(s) not stored: %s", stats.camera, len(events), exc)
 
     def _run_camera(self, camera: CameraConfig) -> None:
+        from safecity.video.pacing import LivePacer
         from safecity.video.source import ReconnectingSource
 
         stats = self.stats[camera.name]
         pipeline: CameraPipeline | None = None
+        pacer: LivePacer | None = None
 
         def on_reconnect(attempt: int, error: str) -> None:
             stats.reconnects += 1
@@ -229,7 +317,11 @@ class CameraFleet:
             source = ReconnectingSource(
                 camera, self.config.reconnect, stop=self.stop, on_reconnect=on_reconnect
             )
-            for frame in _until(source, self.stop):
+            # A live-paced file sends frames at its own rate and drops what we miss.
+            frames: Iterable[Frame] = source
+            if camera.live_pace:
+                frames = pacer = LivePacer(source, self.stop)
+            for frame in _until(frames, self.stop):
                 if pipeline is None:
                     fps = source.fps or 10.0
                     pipeline = CameraPipeline(
@@ -238,6 +330,8 @@ class CameraFleet:
                 stats.state = "running"
                 result = pipeline.process(frame)
                 stats.record(result)
+                if pacer is not None:
+                    stats.dropped = pacer.dropped
                 if self.on_frame is not None:
                     self.on_frame(camera.name, result)
                 self._store(result.ended, stats)
@@ -251,6 +345,8 @@ class CameraFleet:
             stats.last_error = f"internal error: {exc!r}"
             log.exception("camera %s crashed", camera.name)
         finally:
+            if pacer is not None:
+                stats.dropped = pacer.dropped
             if pipeline is not None:
                 self._store(pipeline.finish(), stats)
             if self.on_camera_end is not None:
