@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from safecity.commands.common import out, state
+from safecity.commands.common import err, out, state
 
 app = typer.Typer(help="Speed benchmarks that print figures.", no_args_is_help=True)
 
@@ -104,3 +105,114 @@ def bench_components(
         )
     out.print(table)
     out.print(results["machine"])
+
+
+@app.command("pipeline")
+def bench_pipeline_cmd(
+    source: Annotated[
+        Path | None, typer.Option(help="video file to loop (default: the pedestrians clip)")
+    ] = None,
+    cameras: Annotated[int, typer.Option(min=1, help="live-paced cameras on this worker")] = 1,
+    fps: Annotated[float, typer.Option(min=0.1, help="frames a second each camera sends")] = 5.0,
+    seconds: Annotated[float, typer.Option(min=1, help="measured seconds (per N tried)")] = 20.0,
+    warmup: Annotated[float, typer.Option(min=0, help="seconds run before measuring")] = 3.0,
+    find_max: Annotated[
+        bool, typer.Option("--find-max", help="find the most cameras whose p95 lag stays < 1 s")
+    ] = False,
+    max_cameras: Annotated[int, typer.Option(min=1, help="--find-max tries no more")] = 64,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Live cameras on one worker: analysed fps, drops, lags to analysis and to the stored
+    event per camera; CPU and RSS per worker. The file loops at its own rate and frames
+    the analyser cannot take are dropped, as a live camera's would be."""
+    from safecity.runtime import bench_pipeline as bench
+
+    config = state.config()
+    if find_max:
+        step_line = None if as_json else _print_step
+        result = bench.find_max(
+            config,
+            source,
+            fps,
+            seconds,
+            warmup_s=warmup,
+            max_cameras=max_cameras,
+            on_step=step_line,
+        )
+        if as_json:
+            print(json.dumps(result))
+            return
+        table = Table("cameras", "held", "p95 lag s", "slowest fps", "dropped", "CPU", "RSS MB")
+        for step in result["steps"]:
+            table.add_row(
+                str(step["cameras"]),
+                "yes" if step["held"] else "no",
+                _num(step["worst_lag_p95_s"], 2),
+                _num(step["min_analysed_fps"], 1),
+                str(sum(c["dropped"] for c in step["camera_stats"])),
+                _cpu(step["workers"]),
+                _num(max(w["rss_mb"] or 0 for w in step["workers"]), 0),
+            )
+        out.print(table)
+        ceiling = " (the most tried: --max-cameras)" if result["ceiling_reached"] else ""
+        out.print(
+            f"largest N at {result['fps_target']:g} fps with every camera's p95 lag under "
+            f"{bench.MAX_LAG_S:g} s: {result['largest']}{ceiling}; source {result['source']}"
+        )
+        out.print(result["machine"])
+        return
+    result = bench.bench_pipeline(config, source, cameras, fps, seconds, warmup_s=warmup)
+    if as_json:
+        print(json.dumps(result))
+        return
+    columns = ("camera", "state", "fps", "dropped", "lag p50", "lag p95", "event p50", "event p95")
+    table = Table(*columns, "events")
+    for c in result["camera_stats"]:
+        table.add_row(
+            c["camera"],
+            c["state"],
+            _num(c["analysed_fps"], 1),
+            str(c["dropped"]),
+            _num(c["lag_p50_s"], 2),
+            _num(c["lag_p95_s"], 2),
+            _num(c["event_lag_p50_s"], 2),
+            _num(c["event_lag_p95_s"], 2),
+            str(c["events"]),
+        )
+    out.print(table)
+    workers = Table("worker", "cameras", "CPU", "RSS MB", "peak RSS MB")
+    for w in result["workers"]:
+        workers.add_row(
+            w["worker"],
+            str(len(w["cameras"])),
+            _cpu([w]),
+            _num(w["rss_mb"], 0),
+            _num(w["peak_rss_mb"], 0),
+        )
+    out.print(workers)
+    out.print(
+        f"{result['cameras']} camera(s) at {result['fps_target']:g} fps for "
+        f"{result['seconds']:g} s (lags in seconds): "
+        + ("held" if result["held"] else "did not hold")
+        + f" (worst p95 lag {_num(result['worst_lag_p95_s'], 2)} s, "
+        f"slowest {_num(result['min_analysed_fps'], 1)} fps)"
+    )
+    out.print(result["machine"])
+
+
+def _print_step(step: dict) -> None:
+    """One line per N tried, as --find-max goes (a search takes minutes)."""
+    err.print(
+        f"{step['cameras']} camera(s): {'held' if step['held'] else 'did not hold'} "
+        f"(worst p95 lag {_num(step['worst_lag_p95_s'], 2)} s, "
+        f"slowest {_num(step['min_analysed_fps'], 1)} fps)"
+    )
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cpu(workers: list[dict]) -> str:
+    """CPU of the workers in % of one core (200 % is two cores busy)."""
+    return " ".join(f"{w['cpu_cores'] * 100:.0f} %" for w in workers)

@@ -64,10 +64,13 @@ def check_source(source: Path, fps: float) -> float:
     """
     from safecity.video.source import open_source
 
-    with open_source(CameraConfig(name="bench", url=str(source), fps=fps)) as frames:
-        rate = frames.fps or fps
-        if sum(1 for _ in frames) == 0:
-            raise SourceError(f"{source} holds no frame to analyse")
+    try:
+        with open_source(CameraConfig(name="bench", url=str(source), fps=fps)) as frames:
+            rate = frames.fps or fps
+            if sum(1 for _ in frames) == 0:
+                raise SourceError("it holds no frame to analyse")
+    except SourceError as exc:
+        raise SourceError(f"cannot use {source} as a bench source: {exc}") from None
     return min(rate, fps)
 
 
