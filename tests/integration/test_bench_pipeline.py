@@ -60,7 +60,7 @@ def test_an_overloaded_camera_drops_frames_and_does_not_hold(home, data_dir):
     [camera] = result["camera_stats"]
     assert camera["dropped"] > 0
     assert camera["analysed_fps"] < 0.9 * 25 and result["held"] is False
-    assert camera["lag_p95_s"] < 1.0  # dropping keeps the lag to about one analysis
+    assert camera["lag_p95_s"] < 2.0  # dropped, not queued: a queue would be ~6 s behind by now
 
 
 def test_find_max_on_a_tiny_budget_reports_the_largest_n(home, data_dir):
