@@ -112,7 +112,9 @@ def bench_pipeline_cmd(
     source: Annotated[
         Path | None, typer.Option(help="video file to loop (default: the pedestrians clip)")
     ] = None,
-    cameras: Annotated[int, typer.Option(min=1, help="live-paced cameras on this worker")] = 1,
+    cameras: Annotated[
+        int, typer.Option(min=1, help="live-paced cameras on this worker (not with --find-max)")
+    ] = 1,
     fps: Annotated[float, typer.Option(min=0.1, help="frames a second each camera sends")] = 5.0,
     seconds: Annotated[float, typer.Option(min=1, help="measured seconds (per N tried)")] = 20.0,
     warmup: Annotated[float, typer.Option(min=0, help="seconds run before measuring")] = 3.0,
