@@ -2,18 +2,32 @@
 
 Short runs (a few cameras at 2 fps for seconds) on a shared machine: the
 assertions are about figures that make sense (a rate near the target, positive
-lags under a second, CPU and memory reported), not about speed.
+lags under a second, CPU and memory reported), not about speed. First, the two
+pieces the figures come from: a camera's summary and the hold rule.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from clock_support import needs_real_timed_waits
 from test_cli import one_error_line, safecity
 
-pytestmark = [pytest.mark.slow, needs_real_timed_waits]  # cameras paced on the wall clock
+from safecity.events import Event, Snapshot
+from safecity.pipeline import FrameResult
+from safecity.runtime.bench_pipeline import judge
+from safecity.runtime.local import CameraStats
+from safecity.vision.types import Frame
+
+
+def live(test):
+    """The runs below load real models and pace cameras on the wall clock."""
+    return pytest.mark.slow(needs_real_timed_waits(test))
+
 
 CLIPS = ["pedestrians-768x576.avi", "arcade-crowd-1080p.mp4"]
 
@@ -29,7 +43,59 @@ def bench(home, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
+def _result(time_: datetime, analysed: bool = True) -> FrameResult:
+    frame = Frame("gate", 0, 0.0, time_, np.zeros((4, 4, 3), np.uint8))
+    return FrameResult(frame, analysed, [], [], {"detector": 12.0})
+
+
+def _event(ended_at: datetime) -> Event:
+    box = np.zeros(4, np.float32)
+    snapshot = Snapshot(
+        np.zeros((4, 4, 3), np.uint8), box, box, np.zeros((0, 4), np.float32), 0, ended_at
+    )
+    return Event("gate", 1, "person", ended_at, ended_at, 0.9, 3, snapshot)
+
+
+def test_a_summary_covers_the_window_since_its_restart_and_is_json_ready():
+    stats = CameraStats("gate")
+    now = datetime.now(UTC)
+    stats.record(_result(now - timedelta(seconds=5)))  # warm-up: forgotten below
+    stats.restart_window()
+    for lag in (0.1, 0.2, 0.3, 0.4):
+        stats.record(_result(now - timedelta(seconds=lag), analysed=lag < 0.35))
+    stats.record_stored([_event(now - timedelta(seconds=2))], now)
+    stats.events, stats.dropped = 1, 7
+    summary = json.loads(json.dumps(stats.summary()))
+    assert summary["frames_in"] == 5 and summary["frames_analysed"] == 4  # counters run on
+    assert summary["dropped"] == 7 and summary["events"] == 1
+    assert 0.2 <= summary["lag_p50_s"] < 0.3 < summary["lag_p95_s"] < 0.5  # not the 5 s one
+    assert summary["event_lag_p50_s"] == pytest.approx(2.0)
+    assert summary["analysed_fps"] > 4  # 4 frames in a few milliseconds
+    assert stats.lag_s == pytest.approx(0.4, abs=0.05)  # the last frame's, as health reports
+    stats.window_s = 0.05
+    time.sleep(0.1)
+    empty = stats.summary()  # nothing within the window: no lags, not zero
+    assert empty["lag_p50_s"] is None and empty["event_lag_p95_s"] is None
+    assert empty["analysed_fps"] == 0
+
+
+def test_n_holds_only_when_every_camera_keeps_up():
+    def camera(lag: float | None, fps: float, state: str = "running") -> dict:
+        return {"camera": "c", "state": state, "lag_p95_s": lag, "analysed_fps": fps}
+
+    assert judge([camera(0.3, 5.0), camera(0.9, 4.6)], 5.0)["held"] is True
+    assert judge([camera(0.3, 5.0), camera(1.2, 5.0)], 5.0) == {
+        "held": False,
+        "worst_lag_p95_s": 1.2,
+        "min_analysed_fps": 5.0,
+    }
+    assert judge([camera(0.3, 5.0), camera(0.3, 4.4)], 5.0)["held"] is False  # < 90 % of F
+    assert judge([camera(None, 0.0)], 5.0)["held"] is False  # never analysed a frame
+    assert judge([camera(0.3, 5.0, state="failed")], 5.0)["held"] is False
+
+
 @pytest.mark.parametrize("clip", CLIPS)
+@live
 def test_two_cameras_at_two_fps_give_figures_per_camera(home, data_dir, clip):
     source = data_dir / "video" / clip
     result = bench(home, "--source", str(source), "--cameras", "2", "--fps", "2", "--seconds", "5")
@@ -52,6 +118,7 @@ def test_two_cameras_at_two_fps_give_figures_per_camera(home, data_dir, clip):
     assert 100 < worker["rss_mb"] <= worker["peak_rss_mb"]  # models loaded: 100s of MB
 
 
+@live
 def test_an_overloaded_camera_drops_frames_and_does_not_hold(home, data_dir):
     """The 1080p clip at its full 25 fps is more than one camera's analysis keeps up with
     here: frames are dropped, not queued, so the lag stays bounded while the rate falls."""
@@ -63,6 +130,7 @@ def test_an_overloaded_camera_drops_frames_and_does_not_hold(home, data_dir):
     assert camera["lag_p95_s"] < 2.0  # dropped, not queued: a queue would be ~6 s behind by now
 
 
+@live
 def test_find_max_on_a_tiny_budget_reports_the_largest_n(home, data_dir):
     result = bench(
         home,
@@ -76,6 +144,7 @@ def test_find_max_on_a_tiny_budget_reports_the_largest_n(home, data_dir):
         assert len(step["camera_stats"]) == step["cameras"] and step["workers"]
 
 
+@live
 def test_find_max_prints_a_table_and_the_largest_n(home, data_dir):
     done = safecity(
         home,
@@ -89,6 +158,7 @@ def test_find_max_prints_a_table_and_the_largest_n(home, data_dir):
 
 
 @pytest.mark.parametrize("damage", ["not a video", "truncated", "missing"])
+@live
 def test_an_unusable_source_is_one_error_line(home, data_dir, damage):
     video = home / "broken.avi"
     if damage == "not a video":
