@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from safecity.commands import audit as audit_commands
 from safecity.commands import authorisation as authorisation_commands
 from safecity.commands import bench as bench_commands
+from safecity.commands import cluster as cluster_commands
 from safecity.commands import eval as eval_commands
 from safecity.commands import hold as hold_commands
 from safecity.commands import models as models_commands
@@ -55,6 +56,7 @@ app.add_typer(retention_commands.app, name="retention")
 app.add_typer(hold_commands.app, name="hold")
 app.add_typer(report_commands.app, name="report")
 app.add_typer(user_commands.app, name="user")
+app.add_typer(cluster_commands.app, name="cluster")
 # Top-level commands, in the order --help lists them.
 app.command("serve")(serve_cmd)
 app.command("enroll")(watchlist_commands.enroll_cmd)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -9,7 +11,16 @@ from safecity.commands.common import err, out, state, stop_on_signals
 from safecity.errors import ConfigError
 
 
-def run_cmd() -> None:
+def run_cmd(
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="spread the cameras over a Ray cluster: 'local' (start one here), "
+            "'auto' (join RAY_ADDRESS) or the address of a head node",
+        ),
+    ] = None,
+) -> None:
     """Run every camera of the config (--config) until stopped (Ctrl-C)."""
     from safecity.runtime.service import CameraService
 
@@ -18,6 +29,11 @@ def run_cmd() -> None:
     config = state.config()
     if not any(c.enabled for c in config.cameras):
         raise ConfigError(f"{state.config_path} lists no enabled camera")
+    if cluster is not None:
+        from safecity.commands.cluster import run_on_cluster
+
+        run_on_cluster(cluster, stop_on_signals())
+        return
     store = state.store()
     # Cameras, health reports for the console, retention and head signing.
     service = CameraService(store, config, state.signer(), stop=stop_on_signals())

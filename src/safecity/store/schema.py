@@ -476,6 +476,18 @@ class CameraStatus(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ClusterStatus(Base):
+    """What a cluster coordinator last reported: nodes, workers, cameras (one JSON document)."""
+
+    __tablename__ = "cluster_status"
+
+    coordinator: Mapped[str] = mapped_column(String(256), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(256), default="")
+    document: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def binary_columns() -> list[tuple[str, str]]:
     """Every ``(table, column)`` of the schema whose type can hold raw bytes.
 
