@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clock_support import needs_real_timed_waits
 from governance.governance_support import make_event as _event
 from sqlalchemy import select, text
 
@@ -175,6 +176,7 @@ def test_a_corrupt_file_is_set_aside_and_the_others_are_stored(
     assert broken.name in caplog.text and "moved aside" in caplog.text
 
 
+@needs_real_timed_waits  # the drainer's backoff is a timed wait
 def test_a_database_outage_keeps_events_until_it_is_back(
     tmp_path: Path, store: Store, portrait, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -95,7 +95,7 @@ class Outbox:
         write: Writer,
         *,
         max_events: int = 100_000,
-        max_bytes: int = 2048 * 1_000_000,
+        max_bytes: int = 2048 * 1024 * 1024,
         batch: int = BATCH,
         backoff_s: tuple[float, float] = BACKOFF_S,
     ) -> None:
@@ -243,7 +243,7 @@ class Outbox:
         )
         return (
             f"outbox full: {count} event(s) not kept; {waiting} ({self.folder} holds "
-            f"{events} event(s), {held / 1e6:.1f} MB, and {why})"
+            f"{events} event(s), {held / 1024 / 1024:.1f} MB, and {why})"
         )
 
     # -- state ---------------------------------------------------------------------
