@@ -242,6 +242,42 @@ def test_a_full_outbox_during_an_outage_says_since_when(
     outbox.close()
 
 
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB file system (tmpfs), so a write fails with ENOSPC as on a full disk."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_refuses_in_a_sentence_and_leaves_no_partial_file(
+    tiny_disk: Path, portrait
+) -> None:
+    folder = tiny_disk / "outbox"
+    outbox = Outbox(folder, lambda batch: [])
+    small = portrait[:120, :160].copy()  # a few dozen KB per event
+    kept = 0
+    with pytest.raises(OutboxFull) as refused:
+        for i in range(100):
+            outbox.put(events(small, 1, run=f"run-{i}"))
+            kept += 1
+    assert 0 < kept < 100
+    message = str(refused.value)
+    assert message.startswith("outbox full: 1 event(s) not kept; ")
+    assert message.endswith("and its disk is full")
+    assert outbox.backlog()[0] == kept and len(waiting(folder)) == kept
+    assert list(folder.glob(".*.tmp")) == []
+    outbox.close()
+
+
 def test_one_process_per_outbox_folder(tmp_path: Path) -> None:
     first = Outbox(tmp_path / "outbox", lambda batch: [])
     with pytest.raises(OutboxError, match="in use by another safecity process"):

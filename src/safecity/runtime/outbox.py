@@ -192,7 +192,7 @@ class Outbox:
             with self._lock:
                 count, held = len(self._files), self._bytes
                 if count + len(events) > self.max_events or held + size > self.max_bytes:
-                    raise OutboxFull(self._full_message(len(events), "it reached its limit"))
+                    raise OutboxFull(self._full_message(len(events), ", its limit"))
                 first = self._seq
                 self._seq += len(events)
             stamp = time.time_ns()
@@ -227,7 +227,7 @@ class Outbox:
             for path in temps + done:
                 path.unlink(missing_ok=True)
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OutboxFull(self._full_message(count, "its disk is full")) from None
+                raise OutboxFull(self._full_message(count, " and its disk is full")) from None
             raise OutboxError(
                 f"cannot keep {count} event(s) in the outbox {self.folder}: "
                 f"{error.strerror or error}"
@@ -242,8 +242,8 @@ class Outbox:
             else "the database is not keeping up"
         )
         return (
-            f"outbox full: {count} event(s) not kept; {waiting} ({self.folder} holds "
-            f"{events} event(s), {held / 1024 / 1024:.1f} MB, and {why})"
+            f"outbox full: {count} event(s) not kept; {waiting} and {self.folder} holds "
+            f"{events} event(s) ({held / 1024 / 1024:.1f} MB){why}"
         )
 
     # -- state ---------------------------------------------------------------------
