@@ -2,15 +2,23 @@
 kill and restart on the same port, to see cameras ride out a server outage.
 
 >>> # with RtspServer(clip) as server: server.url; server.kill(); server.start()
+
+Run as a script it measures how soon a camera is back after restarts of the server::
+
+    .venv/bin/python tests/rtsp_support.py [--outage 3] [--rounds 5]
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import signal
 import socket
+import statistics
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -148,3 +156,71 @@ class RtspServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def measure_recovery(clip: Path, outage_s: float, rounds: int) -> list[float]:
+    """Seconds from the restarted server answering a probe to the camera's next frame,
+    for ``rounds`` kills (SIGKILL) and restarts ``outage_s`` later, with the default
+    reconnect settings. Prints one line a round."""
+    from safecity.config import CameraConfig, ReconnectConfig
+    from safecity.video.source import ReconnectingSource
+
+    server = RtspServer(clip)
+    server.start()
+    stop = threading.Event()
+    source = ReconnectingSource(CameraConfig(name="cam", url=server.url), ReconnectConfig(), stop)
+    arrivals: list[float] = []
+    reader = threading.Thread(
+        target=lambda: arrivals.extend(time.monotonic() for _ in source), daemon=True
+    )
+    reader.start()
+    recoveries = []
+    try:
+        for number in range(1, rounds + 1):
+            time.sleep(2)  # streaming
+            server.kill()
+            killed = time.monotonic()
+            time.sleep(outage_s)
+            ready = server.start()
+            while not arrivals or arrivals[-1] <= ready:
+                if time.monotonic() > ready + 60:
+                    raise RuntimeError("the camera was not back within 60 s")
+                time.sleep(0.01)
+            back = next(t for t in arrivals if t > ready)
+            recoveries.append(back - ready)
+            assert server.started_at is not None
+            print(
+                f"round {number}: down {server.started_at - killed:.1f} s, server ready "
+                f"{ready - server.started_at:.2f} s after its start, camera back "
+                f"{back - ready:.2f} s after that, reconnect attempts so far {source.reconnects}",
+                flush=True,
+            )
+    finally:
+        stop.set()
+        server.stop()
+        reader.join(15)
+    return recoveries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="camera recovery after RTSP server restarts")
+    parser.add_argument("--outage", type=float, default=3.0, help="seconds the server is down")
+    parser.add_argument("--rounds", type=int, default=5, help="restarts to measure")
+    data = Path(os.environ.get("SAFECITY_TEST_DATA", HERE.parent.parent / "shared/data"))
+    default_clip = data / "video/pedestrians-768x576.avi"
+    parser.add_argument("--clip", type=Path, default=default_clip)
+    args = parser.parse_args(argv)
+    missing = gstreamer_missing()
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
+    recoveries = measure_recovery(args.clip, args.outage, args.rounds)
+    print(
+        f"camera back after the server: median {statistics.median(recoveries):.2f} s, "
+        f"max {max(recoveries):.2f} s over {len(recoveries)} restarts"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
