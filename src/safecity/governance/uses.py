@@ -50,6 +50,11 @@ class AuditedGallery:
         self._open: dict[tuple[str, int], _OpenUse] = {}
         self._last_seen: dict[str, datetime] = {}
         self._retry_at: dict[str, float] = {}
+        # The gallery then holds templates only while "now" allows matching (it cannot
+        # tell otherwise, and this class searches nothing that "now" does not allow).
+        use_clock = getattr(gallery, "use_clock", None)
+        if use_clock is not None:
+            use_clock(clock)
 
     def matcher_for(self, camera: str, at: datetime):
         """The matcher over the watchlists whose use on ``camera`` is recorded, or None."""
@@ -74,11 +79,18 @@ class AuditedGallery:
         return self.gallery.matcher_over(searchable)
 
     def close(self, camera: str | None = None, reason: str = "the camera stopped") -> None:
-        """End every open use (of one camera, or all) at the last frame time seen."""
+        """End every open use (of one camera, or all) at the last frame time seen.
+
+        Closing all (``camera=None``) also closes the gallery: its change watcher
+        stops and its templates leave memory.
+        """
         with self._lock:
             for cam, wid in list(self._open):
                 if camera is None or cam == camera:
                     self._end(cam, wid, self._last_seen[cam], reason)
+        close_gallery = getattr(self.gallery, "close", None)
+        if camera is None and close_gallery is not None:
+            close_gallery()
 
     # -- records (called with the lock held) --------------------------------------
     def _start(self, camera: str, watchlist, at: datetime) -> None:
