@@ -109,6 +109,12 @@ class GalleryCache:
             self.clock = clock
             self._changes += 1  # decide again what is held, at the next call
 
+    def use_cameras(self, cameras: Collection[str] | None) -> None:
+        """This process now runs ``cameras`` (a cluster worker's set changes): re-read for them."""
+        with self._lock:
+            self.cameras = None if cameras is None else frozenset(cameras)
+        self.mark_changed()
+
     def reload(self) -> None:
         """Read authorisation windows and templates from the store now."""
         with self._reload_lock:

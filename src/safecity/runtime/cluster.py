@@ -66,6 +66,9 @@ class ClusterError(SafecityError):
 def connect(cluster: str) -> str:
     """Join (``auto``, an address) or start (``local``) a Ray cluster; returns its address."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # A cluster started with 'ray start' (2.60) wants its token (~/.ray/auth_token, or
+    # RAY_AUTH_TOKEN); a driver sends it only in token mode.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         import ray
     except ImportError:
@@ -162,8 +165,10 @@ class CameraWorker:
         )
         self.outbox.start()
         self.stages = Stages.load(self.config)
-        self.gallery = audited_gallery(self.store, self.config)
+        # No camera yet: no template in memory until one is assigned that may match.
+        self.gallery = audited_gallery(self.store, self.config, cameras=[])
         self._cameras: dict[str, tuple[Any, threading.Event, dict]] = {}
+        self._gallery_cameras: set[str] = set()
         self._mutex = threading.Lock()
         self._cpu = (time.monotonic(), _cpu_seconds())
         self.last_error = ""
@@ -196,6 +201,9 @@ class CameraWorker:
                 )
                 fleet.start()
                 self._cameras[name] = (fleet, stop, spec)
+            if set(self._cameras) != self._gallery_cameras:
+                self._gallery_cameras = set(self._cameras)
+                self.gallery.gallery.use_cameras(sorted(self._cameras))
             return sorted(self._cameras)
 
     def state(self) -> dict:
@@ -224,6 +232,8 @@ class CameraWorker:
             "outbox_oldest": oldest.isoformat() if oldest else None,
             "outbox_error": self.outbox.last_error,
             "last_error": self.last_error,
+            # Watchlist id → templates this process holds in memory (none without a camera).
+            "templates": {str(k): v for k, v in self.gallery.gallery.held().items()},
             "cameras": cameras,
         }
 

@@ -38,12 +38,16 @@ log = logging.getLogger(__name__)
 DEFAULT_OUTBOX = "local"
 
 
-def audited_gallery(store: Store, config: SafecityConfig):
-    """The matcher provider: authorised watchlists only, each use audited."""
+def audited_gallery(store: Store, config: SafecityConfig, cameras: list[str] | None = None):
+    """The matcher provider: authorised watchlists only, each use audited.
+
+    Templates are held only for watchlists that may match on ``cameras`` (this
+    process's; None: any).
+    """
     from safecity.governance.uses import AuditedGallery
     from safecity.identity.gallery import GalleryCache
 
-    return AuditedGallery(GalleryCache(store, config), store)
+    return AuditedGallery(GalleryCache(store, config, cameras=cameras), store)
 
 
 class CameraService:
@@ -79,7 +83,8 @@ class CameraService:
             from safecity.pipeline import Stages
             from safecity.store.sink import StoreSink
 
-            self._gallery = audited_gallery(store, config)
+            enabled = [c.name for c in config.cameras if c.enabled]
+            self._gallery = audited_gallery(store, config, enabled)
             self.fleet = CameraFleet(
                 config,
                 Stages.load(config),
