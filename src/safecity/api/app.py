@@ -16,6 +16,7 @@ from safecity.api.routers import (
     audit,
     auth,
     cameras,
+    cluster,
     events,
     review,
     stream,
@@ -55,7 +56,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     _one_sentence_validation_errors(app)
     app.include_router(system.router)
-    for module in (auth, users, cameras, events, stream, watchlists, review, audit):
+    for module in (auth, users, cameras, cluster, events, stream, watchlists, review, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     from safecity.web import pages
 

@@ -14,9 +14,6 @@ from safecity.errors import ConfigError
 
 app = typer.Typer(help="The cameras of a Ray cluster: where they run, how they fare.")
 
-#: A coordinator that has not written for this long is shown as not reporting.
-STALE_AFTER_S = 15.0
-
 
 def run_on_cluster(cluster: str, stop: threading.Event) -> None:
     """``safecity run --cluster``: place the config's cameras on the cluster until stopped."""
@@ -68,14 +65,9 @@ def run_on_cluster(cluster: str, stop: threading.Event) -> None:
 @app.command("status")
 def status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Nodes, workers, cameras per node, each camera's state, fps, lag, outbox, last error."""
-    from safecity.store.cluster import read_status
+    from safecity.store.cluster import read_status, with_freshness
 
-    documents = read_status(state.store())
-    now = datetime.now(UTC)
-    for document in documents:
-        age = (now - datetime.fromisoformat(document["updated_at"])).total_seconds()
-        document["reporting"] = age <= STALE_AFTER_S
-        document["age_s"] = round(age, 1)
+    documents = with_freshness(read_status(state.store()), datetime.now(UTC))
     if as_json:
         print(json.dumps(documents, indent=2, sort_keys=True, default=str))
         return
@@ -84,7 +76,11 @@ def status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
         return
     for document in documents:
         when = (
-            "reporting" if document["reporting"] else f"NOT reporting for {document['age_s']:.0f} s"
+            "ended"
+            if document.get("ended")
+            else "reporting"
+            if document["reporting"]
+            else f"NOT reporting for {document['age_s']:.0f} s"
         )
         out.print(
             f"coordinator {document['coordinator']} (run {document['run_id'][:8]}, "

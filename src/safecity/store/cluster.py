@@ -15,6 +15,13 @@ from sqlalchemy import select
 from safecity.store.db import Store
 from safecity.store.schema import ClusterStatus
 
+#: A coordinator that has not written for this long is shown as not reporting (it writes
+#: every ``cluster.check_interval_s``, about a second, while it runs).
+STALE_AFTER_S = 15.0
+#: A worker whose oldest outbox event has waited this long is late: the database does not
+#: keep up, or is away (the console marks it; a set ``outbox_error`` is an error at once).
+OUTBOX_LATE_AFTER_S = 60.0
+
 
 def write_status(store: Store, document: dict) -> None:
     """Insert or replace the row of ``document['coordinator']``."""
@@ -36,3 +43,49 @@ def read_status(store: Store) -> list[dict]:
         return [
             {**json.loads(row.document), "updated_at": row.updated_at.isoformat()} for row in rows
         ]
+
+
+def with_freshness(documents: list[dict], now: datetime) -> list[dict]:
+    """Each document with ``age_s`` (since it was written) and ``reporting`` (written within
+    :data:`STALE_AFTER_S`); each worker with ``outbox_age_s``, the age of its oldest waiting
+    event (None when the outbox is empty).
+
+    The one place these ages are computed, so ``safecity cluster status`` and the console
+    call the same coordinator "not reporting". The documents are copied, not changed.
+
+    >>> written = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    >>> doc = {"updated_at": written.isoformat(), "workers": [
+    ...     {"worker": "w1", "outbox_oldest": "2024-05-01T11:59:00+00:00"}]}
+    >>> [d] = with_freshness([doc], written.replace(second=20))
+    >>> d["age_s"], d["reporting"], d["workers"][0]["outbox_age_s"]
+    (20.0, False, 80.0)
+    """
+    fresh = []
+    for document in documents:
+        age = _seconds(now, document["updated_at"])
+        workers = [
+            {
+                **w,
+                "outbox_age_s": _seconds(now, w["outbox_oldest"])
+                if w.get("outbox_oldest")
+                else None,
+            }
+            for w in document.get("workers", [])
+        ]
+        fresh.append(
+            {
+                **document,
+                "workers": workers,
+                "age_s": age,
+                "reporting": age <= STALE_AFTER_S,
+            }
+        )
+    return fresh
+
+
+def _seconds(now: datetime, iso: str) -> float:
+    """Seconds from the ISO 8601 time ``iso`` to ``now`` (a naive time is taken as UTC)."""
+    then = datetime.fromisoformat(iso)
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return round((now - then).total_seconds(), 1)
