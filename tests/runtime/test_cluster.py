@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,15 @@ def pg_url():
         pytest.skip(f"PostgreSQL tests skipped: {error}")
 
 
-def write_config(folder: Path, url: str, clip: Path) -> Path:
+def write_config(
+    folder: Path, url: str, clip: Path, cameras=CAMERAS, fps: float = 5, live: bool = False
+) -> Path:
+    """Files analysed as fast as they decode, or (``live``) looped at their own pace."""
     config = {
-        "cameras": [{"name": name, "url": str(clip), "fps": 5} for name in CAMERAS],
+        "cameras": [
+            {"name": n, "url": str(clip), "fps": fps, "loop": live, "live_pace": live}
+            for n in cameras
+        ],
         "store": {"url": url, "media_dir": str(folder / "media")},
         "outbox": {"dir": str(folder / "outbox"), "drain_on_stop_s": 60},
         # One worker per node holds every camera it is given: a moved camera joins a
@@ -66,6 +73,14 @@ def write_config(folder: Path, url: str, clip: Path) -> Path:
     path = folder / "city.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def start_run(config: Path, address: str, folder: Path) -> tuple[subprocess.Popen, Path]:
+    """``safecity run --cluster ADDRESS`` in its own process, its output in run.log."""
+    env = {**os.environ, "SAFECITY_HOME": str(folder / "home")}
+    log = folder / "run.log"
+    command = [sys.executable, "-m", "safecity", "-c", str(config), "run", "--cluster", address]
+    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT), log
 
 
 def status(store) -> dict:
@@ -96,28 +111,65 @@ def analysing(document: dict, cameras, after: dict[str, int] | None = None) -> b
     return True
 
 
+def test_a_revocation_empties_the_workers_of_both_nodes_within_2_s(
+    two_nodes, pg_url, tmp_path, data_dir
+):
+    from governance.governance_support import add_person, authorised_watchlist, unit
+
+    from safecity.governance.authorisations import revoke
+    from safecity.governance.clock import ManualClock
+
+    cluster, _ = two_nodes
+    clip = data_dir / "video" / "pedestrians-768x576.avi"
+    cameras = ["gate-1", "gate-2"]
+    config = write_config(tmp_path, pg_url, clip, cameras, fps=2, live=True)
+    store = open_store(pg_url, tmp_path / "media")
+    watchlist = authorised_watchlist(store, ManualClock(datetime.now(UTC)), "wanted")
+    add_person(store, watchlist.id, "someone", [unit(1)])
+    run, log = start_run(config, cluster.address, tmp_path)
+    key = str(watchlist.id)
+    try:
+        # One camera on each node; each node's worker holds the watchlist's template.
+        document, _ = wait_for(
+            store,
+            lambda d: (
+                analysing(d, cameras)
+                and len(d["workers"]) == 2
+                and all(w.get("templates", {}).get(key) == 1 for w in d["workers"])
+            ),
+            120,
+            "both workers holding the watchlist",
+        )
+        assert len({w["node"] for w in document["workers"]}) == 2
+        revoke(store, watchlist.authorisation_id, by="carol", reason="the court withdrew it")
+        revoked_at = time.monotonic()
+        wait_for(
+            store,
+            lambda d: (
+                d["at"] > document["at"] and all(not w.get("templates") for w in d["workers"])
+            ),
+            10,
+            "both workers dropping the revoked watchlist",
+        )
+        delay = time.monotonic() - revoked_at
+        print(f"revocation reached both nodes' workers (as the coordinator saw) in {delay:.2f} s")
+        assert delay < 2.0
+    except BaseException:
+        print(log.read_text()[-5000:])
+        raise
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=120)
+    assert run.returncode == 0, log.read_text()[-5000:]
+    store.close()
+
+
 def test_cameras_survive_a_killed_worker_and_a_lost_node(two_nodes, pg_url, tmp_path, data_dir):
     cluster, second = two_nodes
     clip = data_dir / "video" / "pedestrians-768x576.avi"
     config = write_config(tmp_path, pg_url, clip)
     store = open_store(pg_url, tmp_path / "media")
-    env = {**os.environ, "SAFECITY_HOME": str(tmp_path / "home")}
-    log = tmp_path / "run.log"
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "safecity",
-            "-c",
-            str(config),
-            "run",
-            "--cluster",
-            cluster.address,
-        ],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    run, log = start_run(config, cluster.address, tmp_path)
     try:
         # Cameras land on both nodes and analyse.
         document, _ = wait_for(

@@ -119,15 +119,27 @@ def worker_table(workers: list[dict]) -> FitTable:
             _number(w.get("rss_mb"), "{:.0f}"),
             _number(w.get("cpu_percent"), "{:.0f}"),
             f"{w.get('outbox_events', 0)} ({w.get('outbox_bytes', 0) / 1e6:.1f} MB)",
+            str(sum(w.get("templates", {}).values())),
             w.get("state", ""),
             w.get("outbox_error") or w.get("last_error", ""),
         ]
         for w in workers
     ]
     return FitTable(
-        ["worker", "node", "pid", "cameras", "RSS MB", "CPU %", "outbox", "state", "last error"],
+        [
+            "worker",
+            "node",
+            "pid",
+            "cameras",
+            "RSS MB",
+            "CPU %",
+            "outbox",
+            "templates",
+            "state",
+            "last error",
+        ],
         rows,
-        drop=("pid", "node", "CPU %"),
+        drop=("pid", "node", "templates", "CPU %"),
         wrap=("cameras", "last error"),
         title="workers",
     )

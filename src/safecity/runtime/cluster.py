@@ -525,6 +525,7 @@ class Coordinator:
                     "outbox_bytes": state.get("outbox_bytes", 0),
                     "outbox_oldest": state.get("outbox_oldest"),
                     "outbox_error": state.get("outbox_error", ""),
+                    "templates": state.get("templates", {}),
                     "state": "running" if not handle.error else handle.error,
                     "last_error": state.get("last_error", ""),
                 }
