@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from api_support import signed_in
+from cluster_support import document
 from fastapi import FastAPI
-from test_cluster_api import document
 from test_pages import Page
 
 from safecity.api.schemas.cluster import (
