@@ -122,14 +122,58 @@ def bench_pipeline_cmd(
         bool, typer.Option("--find-max", help="find the most cameras whose p95 lag stays < 1 s")
     ] = False,
     max_cameras: Annotated[int, typer.Option(min=1, help="--find-max tries no more")] = 64,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="run the cameras on a Ray cluster (local | auto | ADDRESS), spread over its "
+            "workers as 'run --cluster' does; events go to a scratch SQLite file here",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Live cameras on one worker: analysed fps, drops, lags to analysis and to the stored
     event per camera; CPU and RSS per worker. The file loops at its own rate and frames
     the analyser cannot take are dropped, as a live camera's would be."""
-    from safecity.runtime import bench_pipeline as bench
 
     config = state.config()
+    if cluster is not None:
+        from safecity.runtime.cluster import connect, disconnect
+
+        connect(cluster)
+        try:
+            _bench_pipeline(
+                config,
+                source,
+                cameras,
+                fps,
+                seconds,
+                warmup,
+                find_max,
+                max_cameras,
+                as_json,
+                on_cluster=True,
+            )
+        finally:
+            disconnect()
+        return
+    _bench_pipeline(config, source, cameras, fps, seconds, warmup, find_max, max_cameras, as_json)
+
+
+def _bench_pipeline(
+    config,
+    source: Path | None,
+    cameras: int,
+    fps: float,
+    seconds: float,
+    warmup: float,
+    find_max: bool,
+    max_cameras: int,
+    as_json: bool,
+    on_cluster: bool = False,
+) -> None:
+    from safecity.runtime import bench_pipeline as bench
+
     if find_max:
         step_line = None if as_json else _print_step
         result = bench.find_max(
@@ -140,6 +184,7 @@ def bench_pipeline_cmd(
             warmup_s=warmup,
             max_cameras=max_cameras,
             on_step=step_line,
+            cluster=on_cluster,
         )
         if as_json:
             print(json.dumps(result))
@@ -163,7 +208,9 @@ def bench_pipeline_cmd(
         )
         out.print(result["machine"])
         return
-    result = bench.bench_pipeline(config, source, cameras, fps, seconds, warmup_s=warmup)
+    result = bench.bench_pipeline(
+        config, source, cameras, fps, seconds, warmup_s=warmup, cluster=on_cluster
+    )
     if as_json:
         print(json.dumps(result))
         return

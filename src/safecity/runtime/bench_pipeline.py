@@ -146,23 +146,29 @@ def bench_pipeline(
     warmup_s: float = WARMUP_S,
     stages: Stages | None = None,
     checked_fps: float | None = None,
+    cluster: bool = False,
 ) -> dict:
     """Run ``cameras`` live-paced cameras for ``warmup_s`` + ``seconds``; return the figures.
 
     ``stages`` are loaded from ``config`` unless given (find_max loads them once);
     ``checked_fps`` skips :func:`check_source` when the caller did it already.
+    ``cluster``: the cameras run on the Ray cluster this process has joined
+    (:func:`safecity.runtime.cluster.connect`), spread over its workers, and each
+    worker process reports its own CPU and RSS.
     Raises :class:`SourceError` when the source is unusable or a camera failed.
     """
     if cameras < 1 or fps <= 0 or seconds <= 0 or warmup_s < 0:
         raise SafecityError("cameras, fps and seconds must be positive, warm-up not negative")
     source = source or default_source()
     rate = checked_fps if checked_fps is not None else check_source(source, fps)
-    stages = stages or Stages.load(config)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="safecity-bench-") as folder:
-        summaries, workers = _run_fleet(
-            bench_config(config, source, cameras, fps), stages, Path(folder), seconds, warmup_s
-        )
+        plan = bench_config(config, source, cameras, fps)
+        if cluster:
+            summaries, workers = _run_cluster(plan, Path(folder), seconds, warmup_s)
+        else:
+            stages = stages or Stages.load(config)
+            summaries, workers = _run_fleet(plan, stages, Path(folder), seconds, warmup_s)
     failed = [c for c in summaries if c["state"] == "failed"]
     if failed:
         raise SourceError(f"camera {failed[0]['camera']} failed: {failed[0]['last_error']}")
@@ -189,6 +195,7 @@ def find_max(
     warmup_s: float = WARMUP_S,
     max_cameras: int = MAX_CAMERAS,
     on_step: Callable[[dict], None] | None = None,
+    cluster: bool = False,
 ) -> dict:
     """The largest N that holds ``fps`` (0 if not even one camera does), with every N tried.
 
@@ -200,12 +207,20 @@ def find_max(
         raise SafecityError("max cameras must be at least 1")
     source = source or default_source()
     rate = check_source(source, fps)
-    stages = Stages.load(config)
+    stages = None if cluster else Stages.load(config)
     steps: list[dict] = []
 
     def holds(n: int) -> bool:
         step = bench_pipeline(
-            config, source, n, fps, seconds, warmup_s=warmup_s, stages=stages, checked_fps=rate
+            config,
+            source,
+            n,
+            fps,
+            seconds,
+            warmup_s=warmup_s,
+            stages=stages,
+            checked_fps=rate,
+            cluster=cluster,
         )
         steps.append(step)
         if on_step is not None:
@@ -279,6 +294,55 @@ def _run_fleet(
             log.warning("bench cameras still running 30 s after the stop")
         store.close()
     return summaries, workers
+
+
+def _run_cluster(
+    config: SafecityConfig, folder: Path, seconds: float, warmup_s: float
+) -> tuple[list[dict], list[dict]]:
+    """The cameras on the joined Ray cluster, placed by a coordinator as ``run --cluster`` does.
+
+    Workers load their models first; the warm-up starts once every camera analyses.
+    Events go to a scratch SQLite store in ``folder`` (workers on other machines
+    would need a database they can reach: use ``run --cluster`` for that).
+    """
+    import threading
+
+    from safecity.runtime.cluster import Coordinator
+    from safecity.store import open_store
+
+    config = config.model_copy(deep=True)
+    config.store.url = f"sqlite:///{folder / 'bench.db'}"
+    config.store.media_dir = folder / "media"
+    config.outbox.dir = folder / "outbox"
+    config.outbox.drain_on_stop_s = 5.0
+    store = open_store(config.store.url, config.store.media_dir)
+    coordinator = Coordinator(config, store)
+    stop = threading.Event()
+    loop = threading.Thread(target=coordinator.run, args=(stop,), name="bench-cluster")
+    loop.start()
+    try:
+        deadline = time.monotonic() + 180.0
+        while not _all_analysing(coordinator.status()["cameras"], len(config.cameras)):
+            if time.monotonic() > deadline:
+                raise SafecityError("the cluster's workers did not start their cameras in 180 s")
+            time.sleep(0.5)
+        time.sleep(warmup_s)
+        coordinator.call_workers("measure_start", seconds + 1.0)
+        time.sleep(seconds)
+        answers = coordinator.call_workers("measure")
+    finally:
+        stop.set()
+        loop.join(timeout=30.0)
+        coordinator.stop()
+        store.close()
+    summaries = [c for answer in answers for c in answer["cameras"]]
+    workers = [answer["worker"] for answer in answers if answer["cameras"]]
+    return sorted(summaries, key=lambda c: c["camera"]), workers
+
+
+def _all_analysing(cameras: list[dict], wanted: int) -> bool:
+    running = [c for c in cameras if c.get("state") == "running" and c.get("frames_in", 0) > 0]
+    return len(running) == wanted
 
 
 def _wait(fleet, seconds: float) -> None:

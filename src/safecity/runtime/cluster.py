@@ -240,6 +240,31 @@ class CameraWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def measure_start(self, window_s: float) -> None:
+        """Benchmarks: forget the figures so far; measure from now over ``window_s``."""
+        from safecity.runtime.bench_pipeline import WorkerProbe
+
+        with self._mutex:
+            for fleet, _, _ in self._cameras.values():
+                for stats in fleet.stats.values():
+                    stats.window_s = window_s
+                    stats.restart_window()
+        self._probe = WorkerProbe()
+
+    def measure(self) -> dict:
+        """Benchmarks: per-camera summaries and this process's CPU and RSS since measure_start."""
+        import ray
+
+        with self._mutex:
+            stats = [s for fleet, _, _ in self._cameras.values() for s in fleet.stats.values()]
+        names = [s.camera for s in stats]
+        figures = self._probe.figures(names)
+        node = ray.get_runtime_context().get_node_id()
+        return {
+            "cameras": [s.summary() for s in stats],
+            "worker": {**figures, "worker": self.worker_id, "node": node},
+        }
+
     def shutdown(self, drain_s: float | None = None) -> int:
         """Stop every camera (open tracks end and are kept), then try to empty the outbox.
 
@@ -386,6 +411,13 @@ class Coordinator:
         # Errors surface at the next state request; don't wait on model loading here.
         del futures, ray
         self._report()
+
+    def call_workers(self, method: str, *args: Any, timeout: float = 60.0) -> list:
+        """Call ``method`` on every worker and wait for all the answers."""
+        import ray
+
+        calls = [getattr(h.actor, method).remote(*args) for h in self.workers.values()]
+        return ray.get(calls, timeout=timeout)
 
     @property
     def done(self) -> bool:
