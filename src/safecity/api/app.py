@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 
 from safecity import __version__
@@ -26,11 +28,15 @@ from safecity.api.routers import (
 )
 from safecity.api.routers.watchlists import MAX_PHOTOS
 
+if TYPE_CHECKING:
+    from safecity.api.remote_live import RemoteLive
+
 API_PREFIX = "/api/v1"
 
 
-def create_app(ctx: ApiContext) -> FastAPI:
-    """The app for one server; ``ctx`` carries the store, config and live frames."""
+def create_app(ctx: ApiContext, remote_live: RemoteLive | None = None) -> FastAPI:
+    """The app for one server; ``ctx`` carries the store, config and live frames;
+    ``remote_live`` the live view of cameras on a Ray cluster (``serve --cluster``)."""
     app = FastAPI(
         title="safecity",
         version=__version__,
@@ -45,6 +51,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.remote_live = remote_live
     install_error_handlers(app)
     # Enrolment takes up to MAX_PHOTOS photos of max_upload_mb each (checked one by one
     # there); every other request is small JSON.

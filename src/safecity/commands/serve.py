@@ -26,6 +26,13 @@ def serve_cmd(
             "lists cameras); --no-cameras when 'safecity run' analyses them elsewhere",
         ),
     ] = True,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="join this Ray cluster (local, auto = $RAY_ADDRESS, or an address) for the "
+            "live view of the cameras 'safecity run --cluster' analyses on its workers",
+        ),
+    ] = None,
 ) -> None:
     """Serve the console and the API under /api/v1 (sign in with a 'safecity user add' user)."""
     import uvicorn
@@ -61,9 +68,17 @@ def serve_cmd(
         on_camera_end=live.forget if live is not None else None,
     )
     ctx = ApiContext(config, store, live=live)
+    remote_live = None
+    if cluster is not None:
+        from safecity.api.remote_live import RemoteLive
+        from safecity.runtime.cluster import connect
+
+        address = connect(cluster)
+        remote_live = RemoteLive(store, config.api.live_fps)
+        out.print(f"joined the Ray cluster at {address}: live view of its workers' cameras")
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(ctx),
+            create_app(ctx, remote_live),
             host=host,
             port=port,
             log_level="info",
@@ -90,6 +105,10 @@ def serve_cmd(
         server.run()
     finally:
         service.stop()
+        if remote_live is not None:
+            from safecity.runtime.cluster import disconnect
+
+            disconnect()
     failed = service.failed_cameras()
     if failed:
         err.print(f"error: camera(s) failed: {', '.join(failed)}")

@@ -57,6 +57,8 @@ LOST_AFTER_S = 4.0
 ASK_TIMEOUT_S = 2.0
 #: Namespace of safecity's actors in a shared Ray cluster.
 NAMESPACE = "safecity"
+#: A worker keeps live frames of a camera only this long after its last ``live_jpeg`` call.
+LIVE_LEASE_S = 3.0
 
 
 class ClusterError(SafecityError):
@@ -173,6 +175,7 @@ class CameraWorker:
         self._cpu = (time.monotonic(), _cpu_seconds())
         self.last_error = ""
         self._adopted: set[str] = set()
+        self._init_live()
         threading.Thread(target=self._adopt_orphans, name="outbox-adopt", daemon=True).start()
 
     # -- what the coordinator calls ------------------------------------------------
@@ -198,6 +201,8 @@ class CameraWorker:
                     write=self._put,
                     matcher_for=self.gallery.matcher_for,
                     stop=stop,
+                    on_frame=self._on_frame,
+                    on_camera_end=self._unwatch,
                 )
                 fleet.start()
                 self._cameras[name] = (fleet, stop, spec)
@@ -215,6 +220,7 @@ class CameraWorker:
         self._cpu = (now, cpu)
         events, size = self.outbox.backlog()
         oldest = self.outbox.oldest()
+        self._expire_watches()  # a camera that sends no frame drops its last one here
         with self._mutex:
             cameras = [
                 _camera_summary(s) for f, _, _ in self._cameras.values() for s in f.stats.values()
@@ -239,6 +245,23 @@ class CameraWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    # -- what a console (``safecity serve --cluster``) calls -------------------------
+    def live_jpeg(self, camera: str, faces_visible: bool) -> bytes | None:
+        """The newest frame of ``camera``, drawn and redacted as the console's own live view
+        draws it; None: not running here, or no frame since the watch began.
+
+        Each call renews the camera's watch for :data:`LIVE_LEASE_S`: frames are kept (one
+        reference, drawn only here, on demand) only while someone polls.
+        """
+        if camera not in self._cameras:
+            return None
+        self._watched[camera] = time.monotonic() + LIVE_LEASE_S
+        return self._live.latest_jpeg(camera, faces_visible=faces_visible)
+
+    def live_watched(self) -> list[str]:
+        """The cameras whose newest frame this worker keeps for a watcher (tests, status)."""
+        return self._live.cameras()
 
     def measure_start(self, window_s: float) -> None:
         """Benchmarks: forget the figures so far; measure from now over ``window_s``."""
@@ -289,6 +312,36 @@ class CameraWorker:
         fleet, stop, _ = self._cameras.pop(name)
         stop.set()
         fleet.join(timeout=10.0)
+        self._unwatch(name)
+
+    def _init_live(self) -> None:
+        from safecity.api.live import LiveHub
+
+        # The same hub (and redaction) as a console's own cameras; its face redactor loads
+        # on the first frame someone watches.
+        self._live = LiveHub(self.config.api.live_fps)
+        self._watched: dict[str, float] = {}  # camera -> monotonic end of its watch
+
+    def _on_frame(self, camera: str, result: Any) -> None:
+        """A camera thread's frame: kept for the live view only while someone watches."""
+        until = self._watched.get(camera)
+        if until is None:
+            return
+        if until > time.monotonic():
+            self._live.publish(camera, result)
+        else:
+            self._unwatch(camera)
+
+    def _expire_watches(self) -> None:
+        now = time.monotonic()
+        for camera, until in list(self._watched.items()):
+            if until <= now:
+                self._unwatch(camera)
+
+    def _unwatch(self, camera: str) -> None:
+        """Nobody watches ``camera`` (or it stopped): drop its frames and drawings now."""
+        self._watched.pop(camera, None)
+        self._live.forget(camera)
 
     def _adopt_orphans(self) -> None:
         """Store what dead workers on this machine left in their outboxes.

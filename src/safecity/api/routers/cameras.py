@@ -5,20 +5,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from safecity.access.roles import Permission, Principal
 from safecity.api.context import ApiContext
 from safecity.api.deps import Context, Page, check_camera, require, still_signed_in
 from safecity.api.errors import NotFound
+from safecity.api.remote_live import RemoteLive
 from safecity.api.schemas.cameras import Camera, Health
 from safecity.api.schemas.common import JPEG_RESPONSE
 from safecity.api.schemas.common import Page as PageOf
 from safecity.store.cameras import list_cameras
 from safecity.store.health import read_health
+
+if TYPE_CHECKING:
+    from safecity.api.live import LiveHub
 
 router = APIRouter(tags=["cameras"])
 Viewer = Annotated[Principal, Depends(require(Permission.VIEW_CAMERAS))]
@@ -31,6 +36,14 @@ STALE_AFTER = timedelta(seconds=30)
 #: How often an open live stream checks that its user is still signed in.
 RECHECK_S = 30.0
 BOUNDARY = "frame"
+
+
+def remote_live(request: Request) -> RemoteLive | None:
+    """The live view of cameras on Ray workers, when this server joined a cluster."""
+    return request.app.state.remote_live
+
+
+Remote = Annotated[RemoteLive | None, Depends(remote_live)]
 
 
 def health_list(ctx: ApiContext, user: Principal) -> list[Health]:
@@ -61,10 +74,12 @@ def health_list(ctx: ApiContext, user: Principal) -> list[Health]:
 
 
 @router.get("/cameras", response_model=PageOf[Camera])
-def cameras(user: Viewer, ctx: Context, page: Page) -> PageOf[Camera]:
+def cameras(user: Viewer, ctx: Context, page: Page, remote: Remote) -> PageOf[Camera]:
     """The cameras granted to you: configured ones and any that report health."""
     health = {h.camera: h for h in health_list(ctx, user)}
     live = set(ctx.live.cameras()) if ctx.live is not None else set()
+    if remote is not None:
+        live |= set(remote.cameras())
     locations = {c.name: c.location for c in list_cameras(ctx.store)}
     locations.update({c.name: c.location for c in ctx.config.cameras})
     names = sorted(user.visible({c.name for c in ctx.config.cameras} | set(health) | live))
@@ -88,20 +103,27 @@ def health(user: Viewer, ctx: Context, page: Page) -> PageOf[Health]:
     return PageOf[Health](items=rows, next_cursor=next_cursor)
 
 
-def _live_camera(ctx: ApiContext, user: Principal, name: str) -> None:
-    check_camera(user, name)
-    if ctx.live is None or name not in ctx.live.cameras():
-        raise NotFound(f"camera {name} is not running in this server")
+def _runs_here(ctx: ApiContext, name: str) -> bool:
+    return ctx.live is not None and name in ctx.live.cameras()
+
+
+def _not_running(name: str) -> NotFound:
+    return NotFound(f"camera {name} is not running in this server")
 
 
 @router.get("/cameras/{name}/frame.jpg", response_class=Response, responses=JPEG_RESPONSE)
-def frame(name: CameraName, user: Viewer, ctx: Context) -> Response:
+def frame(name: CameraName, user: Viewer, ctx: Context, remote: Remote) -> Response:
     """The newest live frame, annotated (faces pixelated unless your role sees faces)."""
-    _live_camera(ctx, user, name)
-    assert ctx.live is not None
-    jpeg = ctx.live.latest_jpeg(name, faces_visible=user.can(Permission.SEE_FACES))
+    check_camera(user, name)
+    faces_visible = user.can(Permission.SEE_FACES)
+    jpeg = None
+    if _runs_here(ctx, name):
+        assert ctx.live is not None
+        jpeg = ctx.live.latest_jpeg(name, faces_visible=faces_visible)
+    elif remote is not None:
+        jpeg = remote.latest_jpeg(name, faces_visible)
     if jpeg is None:
-        raise NotFound(f"camera {name} is not running in this server")
+        raise _not_running(name)
     return Response(jpeg, media_type="image/jpeg")
 
 
@@ -125,12 +147,24 @@ async def _still_allowed(request: Request, camera: str, faces_visible: bool) -> 
         }
     },
 )
-async def live(name: CameraName, request: Request, user: Viewer, ctx: Context) -> Response:
-    """The live view as MJPEG (an ``<img>`` can show it), at most ``api.live_fps`` a second."""
-    _live_camera(ctx, user, name)
-    assert ctx.live is not None
-    hub = ctx.live
+async def live(
+    name: CameraName, request: Request, user: Viewer, ctx: Context, remote: Remote
+) -> Response:
+    """The live view as MJPEG (an ``<img>`` can show it), at most ``api.live_fps`` a second.
+
+    A camera this server does not run comes from the Ray worker that runs it, when the
+    server joined the cluster (``serve --cluster``).
+    """
+    check_camera(user, name)
     faces_visible = user.can(Permission.SEE_FACES)
+    hub: LiveHub | RemoteLive
+    if _runs_here(ctx, name):
+        assert ctx.live is not None
+        hub = ctx.live
+    elif remote is not None and await run_in_threadpool(remote.actor, name) is not None:
+        hub = remote
+    else:
+        raise _not_running(name)
 
     async def parts() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
