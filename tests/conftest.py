@@ -29,3 +29,21 @@ def data_dir() -> Path:
     if found is None:
         pytest.skip("test media not found: set SAFECITY_TEST_DATA or place ../shared/data")
     return found
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A head and a second node, each with its own ports and 2 CPUs (4 cameras' worth).
+
+    Token authentication on, as a real cluster should run: the driver that
+    ``safecity run --cluster`` starts finds the same token (~/.ray/auth_token).
+    """
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["RAY_AUTH_MODE"] = "token"
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    second = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    yield cluster, second
+    cluster.shutdown()

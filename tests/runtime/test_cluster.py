@@ -28,20 +28,6 @@ RECOVERY_S = 10.0
 CAMERAS = ["gate-1", "gate-2", "gate-3", "gate-4"]
 
 
-@pytest.fixture(scope="module")
-def two_nodes():
-    """A head and a second node, each with its own ports and 2 CPUs (4 cameras' worth)."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["RAY_AUTH_MODE"] = "token"  # as a real cluster should run: a shared token
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    second = cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    yield cluster, second
-    cluster.shutdown()
-
-
 @pytest.fixture
 def pg_url():
     try:
