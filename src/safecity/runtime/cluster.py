@@ -537,6 +537,8 @@ class Coordinator:
                 name=f"{self.run_id[:8]}-{worker_id}",
                 max_restarts=-1,
                 max_task_retries=0,
+                # state, assign and live_jpeg calls must not wait behind one another.
+                max_concurrency=4,
                 num_cpus=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
             )
