@@ -47,3 +47,16 @@ def two_nodes():
     cluster.wait_for_nodes()
     yield cluster, second
     cluster.shutdown()
+
+
+@pytest.fixture
+def pg_url():
+    """A scratch schema on the test PostgreSQL server (SAFECITY_TEST_POSTGRES), dropped after."""
+    from safecity.store import StoreError
+    from safecity.store.testing import scratch_postgres_schema
+
+    try:
+        with scratch_postgres_schema() as url:
+            yield url
+    except StoreError as error:
+        pytest.skip(f"PostgreSQL tests skipped: {error}")

@@ -81,15 +81,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    try:
-        with scratch_postgres_schema() as url:
-            yield url
-    except StoreError as error:
-        pytest.skip(f"PostgreSQL tests skipped: {error}")
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)
 

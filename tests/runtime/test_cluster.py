@@ -17,24 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from safecity.store import StoreError, open_store
+from safecity.store import open_store
 from safecity.store.cluster import read_status
-from safecity.store.testing import scratch_postgres_schema
 
 pytestmark = pytest.mark.slow
 
 #: The issue's bound: a lost camera analyses again elsewhere within this many seconds.
 RECOVERY_S = 10.0
 CAMERAS = ["gate-1", "gate-2", "gate-3", "gate-4"]
-
-
-@pytest.fixture
-def pg_url():
-    try:
-        with scratch_postgres_schema() as url:
-            yield url
-    except StoreError as error:
-        pytest.skip(f"PostgreSQL tests skipped: {error}")
 
 
 def write_config(

@@ -27,7 +27,6 @@ from api.api_support import PASSWORD, add_role_users  # noqa: E402
 from api.test_stream import _parts  # noqa: E402  (the MJPEG parts reader)
 from runtime.test_cluster import (  # noqa: E402
     analysing,
-    pg_url,
     start_run,
     wait_for,
     write_config,
@@ -42,7 +41,6 @@ from safecity.runtime.cluster import LIVE_LEASE_S, NAMESPACE, connect, disconnec
 from safecity.store import open_store  # noqa: E402
 
 pytestmark = pytest.mark.slow
-__all__ = ["pg_url"]  # the PostgreSQL fixture, shared with test_cluster.py
 
 FRAMES = 6
 
