@@ -343,6 +343,57 @@ class ClusterConfig(_Section):
     )
 
 
+class MqttSinkConfig(_Section):
+    """An MQTT broker that alerts go to (paho-mqtt)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    tls: bool = Field(False, description="connect over TLS (port 8883 usually)")
+    ca_file: Path | None = Field(None, description="CA certificate to trust (TLS)")
+    topic_prefix: str = Field("safecity", min_length=1)
+    qos: int = Field(1, ge=0, le=2)
+    authorisations: list[int] = Field(
+        default_factory=list,
+        description="confirmed matches of these authorisations may carry identity to this sink",
+    )
+
+
+class WebhookSinkConfig(_Section):
+    """An HTTP(S) endpoint that alerts are POSTed to as JSON, signed with HMAC-SHA256."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(min_length=1, description="http(s)://… receiving a JSON POST per alert")
+    secret: str = Field(min_length=16, description="shared secret of the HMAC-SHA256 signature")
+    timeout_s: float = Field(5.0, gt=0)
+    authorisations: list[int] = Field(
+        default_factory=list,
+        description="confirmed matches of these authorisations may carry identity to this sink",
+    )
+
+
+class AlertsConfig(_Section):
+    """Where events, review requests and confirmed matches are announced."""
+
+    mqtt: list[MqttSinkConfig] = Field(default_factory=list)
+    webhooks: list[WebhookSinkConfig] = Field(default_factory=list)
+    public_url: str = Field(
+        "", description="the API's address as receivers reach it, for snapshot links"
+    )
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+
+
+class MetricsConfig(_Section):
+    """Prometheus metrics of the analysing processes (the API serves its own at /metrics)."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="address of the metrics port (localhost only)")
+    port: int = Field(9464, ge=0, le=65535, description="0: any free port")
+
+
 class SafecityConfig(_Section):
     cameras: list[CameraConfig] = Field(default_factory=list)
     motion: MotionConfig = Field(default_factory=MotionConfig)
@@ -360,6 +411,8 @@ class SafecityConfig(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @field_validator("cameras")
     @classmethod
