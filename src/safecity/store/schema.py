@@ -488,6 +488,30 @@ class ClusterStatus(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AlertCursor(Base):
+    """How far one alert sink has been told about one stream (see :mod:`safecity.alerts`).
+
+    ``stream`` is ``events`` (``last_id``: an ``events.id``) or ``matches`` (an
+    ``audit_log.id`` of a confirmation). ``last_id`` moves only after the sink
+    acknowledged; ``failed`` counts failed delivery attempts. The lease
+    (``lease_owner`` until ``lease_until``) lets one dispatcher at a time send.
+    """
+
+    __tablename__ = "alert_cursors"
+
+    sink: Mapped[str] = mapped_column(String(128), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 def binary_columns() -> list[tuple[str, str]]:
     """Every ``(table, column)`` of the schema whose type can hold raw bytes.
 
