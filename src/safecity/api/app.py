@@ -20,6 +20,7 @@ from safecity.api.routers import (
     cameras,
     cluster,
     events,
+    metrics,
     review,
     stream,
     system,
@@ -63,6 +64,7 @@ def create_app(ctx: ApiContext, remote_live: RemoteLive | None = None) -> FastAP
     )
     _one_sentence_validation_errors(app)
     app.include_router(system.router)
+    app.include_router(metrics.router)  # GET /metrics, signed in
     for module in (auth, users, cameras, cluster, events, stream, watchlists, review, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     from safecity.web import pages

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from safecity.pipeline import CameraPipeline, FrameResult, MatcherProvider, Stag
 from safecity.store.db import Store
 from safecity.store.health import default_host, report_health
 from safecity.vision.types import Frame
+
+if TYPE_CHECKING:
+    from safecity.metrics import ProcessMetrics
 
 log = logging.getLogger(__name__)
 
@@ -253,8 +257,10 @@ class CameraFleet:
         stop: threading.Event | None = None,
         on_frame: Callable[[str, FrameResult], None] | None = None,
         on_camera_end: Callable[[str], None] | None = None,
+        metrics: ProcessMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics  # stage timings and lags of every frame, for Prometheus
         # Sees every frame's result (the console's live view); must return at once.
         self.on_frame = on_frame
         self.on_camera_end = on_camera_end  # a camera stopped for good (live view ends)
@@ -330,6 +336,8 @@ class CameraFleet:
                 stats.state = "running"
                 result = pipeline.process(frame)
                 stats.record(result)
+                if self.metrics is not None:
+                    self.metrics.observe_frame(stats, result)
                 if pacer is not None:
                     stats.dropped = pacer.dropped
                 if self.on_frame is not None:

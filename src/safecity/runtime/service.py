@@ -26,6 +26,7 @@ from safecity.config import SafecityConfig
 from safecity.events import Event, with_uuids
 from safecity.governance.audit import HeadSigner
 from safecity.governance.scheduler import RetentionScheduler
+from safecity.metrics import ProcessMetrics
 from safecity.pipeline import FrameResult
 from safecity.runtime.local import CameraFleet, CameraStats, HealthReporter
 from safecity.runtime.outbox import Outbox
@@ -79,6 +80,8 @@ class CameraService:
         self.health: HealthReporter | None = None
         self.outbox: Outbox | None = None
         self._gallery = None
+        # Prometheus figures of the cameras, served while they run (config.metrics).
+        self.metrics = ProcessMetrics()
         if run_cameras:
             from safecity.pipeline import Stages
             from safecity.store.sink import StoreSink
@@ -93,18 +96,22 @@ class CameraService:
                 stop=self.stop_event,
                 on_frame=on_frame,
                 on_camera_end=on_camera_end,
+                metrics=self.metrics,
             )
             self.health = HealthReporter(store, self.fleet.stats.values())
             try:
                 self.outbox = Outbox(
                     config.outbox.dir / safe_name(outbox_name),
-                    StoreSink(store).write_many,
+                    self.metrics.counting(store, StoreSink(store).write_many),
                     max_events=config.outbox.max_events,
                     max_bytes=int(config.outbox.max_mb * 1024 * 1024),
                 )
             except BaseException:
                 self._gallery.close()
                 raise
+            self.metrics.watch_cameras(lambda: self.stats)
+            self.metrics.watch_outbox(outbox_name, self.outbox)
+            self.metrics.watch_database(store, config)
 
     @property
     def cameras(self) -> list[str]:
@@ -126,6 +133,7 @@ class CameraService:
         if self.fleet is not None and self.health is not None:
             self.fleet.start()
             self.health.start()
+            self.metrics.start(self.config.metrics)
         self.scheduler.start()
 
     def wait(self) -> None:
@@ -150,6 +158,7 @@ class CameraService:
             self._gallery.close()
         self.scheduler.stop()
         self.scheduler.join(timeout=30)
+        self.metrics.stop()
 
     def _drain_outbox(self) -> None:
         assert self.outbox is not None
