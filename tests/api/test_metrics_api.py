@@ -8,20 +8,12 @@ from api_support import PASSWORD, signed_in
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from governance.governance_support import stored_match
-from prometheus_client.parser import text_string_to_metric_families
+from metrics.test_metrics import values  # parsed with prometheus_client's parser
 
 from safecity.access.roles import Role
 from safecity.access.sessions import create_token
 from safecity.access.users import create_user, set_password
 from safecity.store import Store
-
-
-def _values(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def test_metrics_refuse_anonymous_and_camera_limited_users(
@@ -52,12 +44,12 @@ def test_metrics_answer_a_token_with_the_database_figures(
 
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/plain")
-    values = _values(answer.text)
-    assert values[("safecity_database_up", ())] == 1
-    assert values[("safecity_matches", (("status", "candidate"),))] == 1
-    assert values[("safecity_matches", (("status", "confirmed"),))] == 0
+    figures = values(answer.text)
+    assert figures[("safecity_database_up", ())] == 1
+    assert figures[("safecity_matches", (("status", "candidate"),))] == 1
+    assert figures[("safecity_matches", (("status", "confirmed"),))] == 0
     # The newest audit record is the match's (T0): 42 s ago on the app's clock.
-    assert values[("safecity_audit_head_age_seconds", ())] == 42
+    assert figures[("safecity_audit_head_age_seconds", ())] == 42
     # A session works as well as a token (a GET: no CSRF token needed).
     session = signed_in(app, "prom")
     assert session.get("/metrics").status_code == 200

@@ -146,6 +146,7 @@ class CameraWorker:
     """
 
     def __init__(self, worker_id: str, config: dict, run_id: str) -> None:
+        from safecity.metrics import ProcessMetrics
         from safecity.pipeline import Stages
         from safecity.runtime.outbox import Outbox
         from safecity.runtime.service import audited_gallery
@@ -158,10 +159,13 @@ class CameraWorker:
         self.started_at = time.time()
         self.store = open_store(self.config.store.url, self.config.store.media_dir, migrate=False)
         self._sink = StoreSink(self.store)
+        # Prometheus figures of this worker's cameras and outbox; not the database's (the
+        # API serves those once, not once per worker).
+        self.metrics = ProcessMetrics()
         # The outbox's folder lock also says "this worker lives" to its neighbours.
         self.outbox = Outbox(
             Path(self.config.outbox.dir) / worker_id,
-            self._sink.write_many,
+            self.metrics.counting(self.store, self._sink.write_many),
             max_events=self.config.outbox.max_events,
             max_bytes=int(self.config.outbox.max_mb * 1024 * 1024),
         )
@@ -176,6 +180,13 @@ class CameraWorker:
         self.last_error = ""
         self._adopted: set[str] = set()
         self._init_live()
+        self.metrics.watch_outbox(worker_id, self.outbox)
+        # list() copies the dict in one step (no GIL release): no lock a scrape waits on.
+        self.metrics.watch_cameras(
+            lambda: [s for f, _, _ in list(self._cameras.values()) for s in f.stats.values()]
+        )
+        # Several workers share a node: each takes a free port, reported in state().
+        self.metrics.start(self.config.metrics, port=0)
         threading.Thread(target=self._adopt_orphans, name="outbox-adopt", daemon=True).start()
 
     # -- what the coordinator calls ------------------------------------------------
@@ -203,6 +214,7 @@ class CameraWorker:
                     stop=stop,
                     on_frame=self._on_frame,
                     on_camera_end=self._unwatch,
+                    metrics=self.metrics,
                 )
                 fleet.start()
                 self._cameras[name] = (fleet, stop, spec)
@@ -241,6 +253,7 @@ class CameraWorker:
             # Watchlist id → templates this process holds in memory (none without a camera).
             "templates": {str(k): v for k, v in self.gallery.gallery.held().items()},
             "cameras": cameras,
+            "metrics": self.metrics.address,  # "host:port" of its /metrics; None: not served
         }
 
     def pid(self) -> int:
@@ -301,6 +314,7 @@ class CameraWorker:
         left = self.outbox.backlog()[0]
         self.outbox.close()
         self.gallery.close()
+        self.metrics.stop()
         return left
 
     # -- internals -----------------------------------------------------------------
@@ -615,6 +629,7 @@ class Coordinator:
                     "templates": state.get("templates", {}),
                     "state": "running" if not handle.error else handle.error,
                     "last_error": state.get("last_error", ""),
+                    "metrics": state.get("metrics"),  # its Prometheus port, "host:port"
                 }
             )
             reported = {c["camera"]: c for c in state.get("cameras", [])}
