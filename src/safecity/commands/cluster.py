@@ -19,8 +19,10 @@ def run_on_cluster(cluster: str, stop: threading.Event) -> None:
     """``safecity run --cluster``: place the config's cameras on the cluster until stopped."""
     from sqlalchemy.engine import make_url
 
+    from safecity.alerts.dispatcher import start_dispatcher
     from safecity.governance.scheduler import RetentionScheduler
     from safecity.runtime.cluster import Coordinator, connect, disconnect
+    from safecity.runtime.service import ALERTS_DRAIN_S
 
     config = state.config()
     is_sqlite = make_url(config.store.url).get_backend_name() == "sqlite"
@@ -35,6 +37,8 @@ def run_on_cluster(cluster: str, stop: threading.Event) -> None:
     # Retention and the signing of the audit chain head run here, once for the cluster.
     scheduler = RetentionScheduler(store, config, state.signer(), stop_event=stop)
     scheduler.start()
+    # Alerts too: one dispatcher for the cluster, reading what the workers stored.
+    alerts = start_dispatcher(store, config.alerts)
     err.print(
         f"cluster {address}: {len(coordinator.cameras)} camera(s) on "
         f"{len(coordinator.alive_nodes())} node(s); Ctrl-C stops",
@@ -47,6 +51,8 @@ def run_on_cluster(cluster: str, stop: threading.Event) -> None:
         left = coordinator.stop()
         stop.set()
         scheduler.join(timeout=30)
+        if alerts is not None:
+            alerts.stop(drain_s=ALERTS_DRAIN_S)
         disconnect()
     document = coordinator.status()
     out.print(camera_table(document["cameras"]))

@@ -3,7 +3,8 @@
 ``safecity run`` (headless) and ``safecity serve`` (console and API) share it:
 the cameras of the config (each in its thread, matching only against authorised
 watchlists, every use audited), health reports to the database for the
-console, retention and the signing of the audit chain head. A console that runs
+console, retention, the signing of the audit chain head and (with sinks configured) the
+alert dispatcher (:mod:`safecity.alerts`). A console that runs
 no cameras (``serve --no-cameras``, analysis on other machines) still signs the
 head of what its users did, and leaves retention to ``safecity run``.
 
@@ -22,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from safecity.alerts.dispatcher import AlertDispatcher, start_dispatcher
 from safecity.config import SafecityConfig
 from safecity.events import Event, with_uuids
 from safecity.governance.audit import HeadSigner
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: The outbox (and run id) of a service that is not told its own: one per machine.
 DEFAULT_OUTBOX = "local"
+#: Seconds ``stop`` gives the alert sinks to take what the last events gave them.
+ALERTS_DRAIN_S = 10.0
 
 
 def audited_gallery(store: Store, config: SafecityConfig, cameras: list[str] | None = None):
@@ -80,6 +84,8 @@ class CameraService:
         self.health: HealthReporter | None = None
         self.outbox: Outbox | None = None
         self._gallery = None
+        self._store = store
+        self.alerts: AlertDispatcher | None = None  # started by start() when there are sinks
         # Prometheus figures of the cameras, served while they run (config.metrics).
         self.metrics = ProcessMetrics()
         if run_cameras:
@@ -135,6 +141,7 @@ class CameraService:
             self.health.start()
             self.metrics.start(self.config.metrics)
         self.scheduler.start()
+        self.alerts = start_dispatcher(self._store, self.config.alerts)
 
     def wait(self) -> None:
         """Until every camera has ended (files without loop) or a stop was asked for."""
@@ -152,6 +159,8 @@ class CameraService:
             self.fleet.join(timeout=10.0)
         if self.outbox is not None:
             self._drain_outbox()
+        if self.alerts is not None:
+            self.alerts.stop(drain_s=ALERTS_DRAIN_S)
         if self.health is not None:
             self.health.stop()
         if self._gallery is not None:
