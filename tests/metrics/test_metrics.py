@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from safecity.config import SafecityConfig
+from safecity.config import SafecityConfig, WebhookSinkConfig
 from safecity.events import Event, with_uuids
 from safecity.governance.audit import HeadSigner
 from safecity.governance.clock import ManualClock
@@ -212,3 +212,18 @@ def test_after_a_run_the_counters_equal_the_database(
     for status in ("candidate", "confirmed", "rejected"):
         assert figures[("safecity_matches", (("status", status),))] == statuses[status]
     assert figures[("safecity_database_up", ())] == 1
+
+
+def test_alert_sinks_appear_once_alert_status_exists(config: SafecityConfig, store: Store) -> None:
+    """Pending and failed alerts per configured sink (``safecity.alerts.status.pending``)."""
+    pytest.importorskip("safecity.alerts.status", reason="alert sinks are not built yet")
+    config.alerts.webhooks = [
+        WebhookSinkConfig(name="ops", url="http://127.0.0.1:9/", secret="s" * 16)
+    ]
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector(store, config, cache_s=0))
+
+    figures = values(generate_latest(registry).decode())
+
+    assert figures[("safecity_alerts_pending", (("sink", "ops"),))] == 0
+    assert figures[("safecity_alerts_failed", (("sink", "ops"),))] == 0
