@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from safecity.commands import alerts as alerts_commands
 from safecity.commands import audit as audit_commands
 from safecity.commands import authorisation as authorisation_commands
 from safecity.commands import bench as bench_commands
@@ -57,6 +58,7 @@ app.add_typer(hold_commands.app, name="hold")
 app.add_typer(report_commands.app, name="report")
 app.add_typer(user_commands.app, name="user")
 app.add_typer(cluster_commands.app, name="cluster")
+app.add_typer(alerts_commands.app, name="alerts")
 # Top-level commands, in the order --help lists them.
 app.command("serve")(serve_cmd)
 app.command("enroll")(watchlist_commands.enroll_cmd)

@@ -53,6 +53,7 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {folder}/\n"
             "autosave_interval 1\n"
+            "autosave_on_changes true\n"
             f"log_dest file {folder / 'mosquitto.log'}\n"
         )
         self.process: subprocess.Popen | None = None

@@ -136,8 +136,10 @@ class MqttSink:
     drops without a goodbye; :meth:`close` says ``offline`` itself.
     """
 
-    def __init__(self, config: MqttSinkConfig, client_id: str) -> None:
+    def __init__(self, config: MqttSinkConfig, client_id: str, *, announce: bool = True) -> None:
+        """``announce=False`` (``safecity alerts test``): no ``available`` messages, no will."""
         self.config = config
+        self.announce = announce
         self.name = config.name
         self.authorisations = list(config.authorisations)
         self.client_id = client_id
@@ -169,7 +171,8 @@ class MqttSink:
                 )
             except (OSError, ssl.SSLError) as error:
                 raise AlertSinkError(f"{where}: cannot use the TLS settings: {error}") from None
-        client.will_set(self.topic("available"), "offline", qos=1, retain=True)
+        if self.announce:
+            client.will_set(self.topic("available"), "offline", qos=1, retain=True)
         self._connected.clear()
         self._refused = ""
 
@@ -193,8 +196,9 @@ class MqttSink:
             client.disconnect()
             reason = self._refused or f"no answer within {timeout:.0f} s"
             raise AlertSinkError(f"the {where} refused the connection: {reason}")
-        online = client.publish(self.topic("available"), "online", qos=1, retain=True)
-        online.wait_for_publish(timeout)
+        if self.announce:
+            online = client.publish(self.topic("available"), "online", qos=1, retain=True)
+            online.wait_for_publish(timeout)
         return client
 
     def _drop(self) -> None:
@@ -231,7 +235,7 @@ class MqttSink:
     def close(self) -> None:
         """Say ``offline`` (retained) and disconnect."""
         client = self._client
-        if client is not None and client.is_connected():
+        if client is not None and client.is_connected() and self.announce:
             with contextlib.suppress(RuntimeError, ValueError):
                 offline = client.publish(self.topic("available"), "offline", qos=1, retain=True)
                 offline.wait_for_publish(2.0)
