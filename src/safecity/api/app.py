@@ -15,6 +15,7 @@ from safecity.api.context import ApiContext
 from safecity.api.errors import install_error_handlers
 from safecity.api.guard import MEGABYTE, RequestGuard
 from safecity.api.routers import (
+    alerts,
     audit,
     auth,
     cameras,
@@ -67,6 +68,7 @@ def create_app(ctx: ApiContext, remote_live: RemoteLive | None = None) -> FastAP
     app.include_router(metrics.router)  # GET /metrics, signed in
     for module in (auth, users, cameras, cluster, events, stream, watchlists, review, audit):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(alerts.router, prefix=API_PREFIX)  # alert sinks, for the health page
     from safecity.web import pages
 
     pages.install(app)

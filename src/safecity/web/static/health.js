@@ -10,6 +10,10 @@
  * cluster-workers / cluster-worker (data-worker=<id>; class "outbox-error" when its outbox
  * cannot store, "outbox-late" when its backlog is old), worker-outbox, worker-error,
  * cluster-cameras / cluster-camera (data-camera=<name>), cluster-camera-state.
+ *
+ * The alert sinks (GET /api/v1/alerts every ALERTS_MS; auditors and admins): alerts (the
+ * section, shown when sinks are configured), alerts-table, alerts-list, alerts-sink
+ * (data-sink=<name>; class "pending" while it has alerts to take), alerts-pending.
  */
 (function () {
   'use strict';
@@ -182,4 +186,39 @@
     });
   }
   pollCluster();
+
+  // --- the alert sinks (GET /api/v1/alerts; auditors and admins: others see no section) ---
+  var ALERTS_MS = 5000;
+  var alertsSection = document.getElementById('alerts');
+  var alertsList = document.getElementById('alerts-list');
+
+  function sinkRow(s) {
+    return SC.el('tr', {
+      testid: 'alerts-sink', data: { sink: s.sink }, class: s.pending > 0 ? 'pending' : null
+    }, [
+      SC.el('td', { text: s.sink }),
+      SC.el('td', { text: s.kind }),
+      SC.el('td', { class: 'num', testid: 'alerts-pending',
+        text: s.started ? SC.number(s.pending) : 'not started' }),
+      SC.el('td', { class: 'num', text: SC.number(s.sent) }),
+      SC.el('td', { class: 'num', text: SC.number(s.failed) }),
+      SC.el('td', {}, s.last_sent_at ? SC.time(s.last_sent_at) : '—'),
+      SC.el('td', { class: 'error-text', text: s.last_error || '' })
+    ]);
+  }
+
+  function pollAlerts() {
+    SC.api('/api/v1/alerts', { signIn: false }).then(function (body) {
+      var sinks = (body && body.sinks) || [];
+      SC.clear(alertsList);
+      sinks.forEach(function (s) { alertsList.appendChild(sinkRow(s)); });
+      alertsSection.hidden = sinks.length === 0;
+      setTimeout(pollAlerts, ALERTS_MS);
+    }).catch(function (error) {
+      if (error && error.status === 403) return;  // not this role's to see: no section
+      SC.showError(error);
+      setTimeout(pollAlerts, ALERTS_MS);
+    });
+  }
+  pollAlerts();
 })();
