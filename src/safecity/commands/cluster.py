@@ -39,6 +39,13 @@ def run_on_cluster(cluster: str, stop: threading.Event) -> None:
     scheduler.start()
     # Alerts too: one dispatcher for the cluster, reading what the workers stored.
     alerts = start_dispatcher(store, config.alerts)
+    # The database's figures (matches, audit head age, alerts), once for the cluster;
+    # each worker serves its own cameras' figures.
+    from safecity.metrics import ProcessMetrics
+
+    metrics = ProcessMetrics()
+    metrics.watch_database(store, config)
+    metrics.start(config.metrics)
     err.print(
         f"cluster {address}: {len(coordinator.cameras)} camera(s) on "
         f"{len(coordinator.alive_nodes())} node(s); Ctrl-C stops",
@@ -53,6 +60,7 @@ def run_on_cluster(cluster: str, stop: threading.Event) -> None:
         scheduler.join(timeout=30)
         if alerts is not None:
             alerts.stop(drain_s=ALERTS_DRAIN_S)
+        metrics.stop()
         disconnect()
     document = coordinator.status()
     out.print(camera_table(document["cameras"]))

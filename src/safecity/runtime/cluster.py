@@ -371,7 +371,7 @@ class CameraWorker:
                 if box.name == self.worker_id:
                     continue
                 try:
-                    orphan = Outbox(box, self._sink.write_many)
+                    orphan = Outbox(box, self.metrics.counting(self.store, self._sink.write_many))
                 except OutboxError:
                     continue  # its worker lives
                 try:

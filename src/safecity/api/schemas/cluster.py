@@ -43,6 +43,7 @@ class ClusterWorker(BaseModel):
     )
     state: str = Field("", description="running, or why the coordinator cannot reach it")
     last_error: str = ""
+    metrics: str | None = Field(None, description="host:port of the worker's Prometheus /metrics")
 
 
 class ClusterCamera(BaseModel):
