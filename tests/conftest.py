@@ -49,6 +49,15 @@ def two_nodes():
     cluster.shutdown()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A database URL to an empty database on each backend (SQLite file; PostgreSQL schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'safecity.db'}"
+        return
+    yield request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
 def pg_url():
     """A scratch schema on the test PostgreSQL server (SAFECITY_TEST_POSTGRES), dropped after."""

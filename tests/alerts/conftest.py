@@ -8,24 +8,14 @@ from pathlib import Path
 import pytest
 from alerts.alerts_support import Mosquitto, WebhookReceiver
 
-from safecity.store import Store, StoreError, open_store
-from safecity.store.testing import scratch_postgres_schema
+from safecity.store import Store, open_store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path / 'db' / 'safecity.db'}", tmp_path / "media")
-        yield opened
-        opened.close()
-        return
-    try:
-        with scratch_postgres_schema() as url:
-            opened = open_store(url, tmp_path / "media")
-            yield opened
-            opened.close()
-    except StoreError as error:
-        pytest.skip(f"PostgreSQL tests skipped: {error}")
+@pytest.fixture
+def store(backend_url: str, tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(backend_url, tmp_path / "media")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

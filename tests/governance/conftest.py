@@ -11,20 +11,7 @@ import pytest
 from governance_support import T0
 
 from safecity.governance.clock import ManualClock
-from safecity.store import Store, StoreError, open_store
-from safecity.store.testing import scratch_postgres_schema
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'safecity.db'}"
-        return
-    try:
-        with scratch_postgres_schema() as url:
-            yield url
-    except StoreError as error:
-        pytest.skip(f"PostgreSQL tests skipped: {error}")
+from safecity.store import Store, open_store
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,9 +31,8 @@ from safecity.governance.clock import ManualClock
 from safecity.governance.uses import AuditedGallery
 from safecity.identity.gallery import GalleryCache
 from safecity.identity.watchlists import create_watchlist
-from safecity.store import Store, StoreError, open_store
+from safecity.store import Store, open_store
 from safecity.store.schema import Authorisation
-from safecity.store.testing import scratch_postgres_schema
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +65,6 @@ while True:
         last = state
     time.sleep(0.005)
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'safecity.db'}"
-        return
-    try:
-        with scratch_postgres_schema() as url:
-            yield url
-    except StoreError as error:
-        pytest.skip(f"PostgreSQL tests skipped: {error}")
 
 
 @pytest.fixture
@@ -141,12 +128,12 @@ def _watchlist_with_one_face(store: Store, clock: ManualClock, name: str) -> tup
 
 
 def test_two_workers_see_revocations_and_new_watchlists_within_2_s(
-    store_url: str, tmp_path: Path, clock: ManualClock
+    backend_url: str, tmp_path: Path, clock: ManualClock
 ) -> None:
-    store = open_store(store_url, tmp_path / "media")
+    store = open_store(backend_url, tmp_path / "media")
     first, authorisation = _watchlist_with_one_face(store, clock, "wanted-0")
     here = GalleryCache(store, SafecityConfig(), reload_s=3600, clock=clock)
-    there = SecondWorker(store_url, tmp_path / "media")
+    there = SecondWorker(backend_url, tmp_path / "media")
     delays: dict[str, list[float]] = {"revoked here": [], "revoked there": []}
     delays.update({"added here": [], "added there": []})
     try:
@@ -177,7 +164,7 @@ def test_two_workers_see_revocations_and_new_watchlists_within_2_s(
         errors = there.close()
         store.close()
     assert "Traceback" not in errors, errors
-    backend = store_url.split(":", 1)[0]
+    backend = backend_url.split(":", 1)[0]
     for what, values in delays.items():
         log.warning(
             "%s: %s within %.3f s of the commit (median of %s)",

@@ -20,28 +20,18 @@ from safecity.identity.watchlists import (
     get_watchlist,
     list_watchlists,
 )
-from safecity.store import Store, StoreError, open_store
+from safecity.store import Store, open_store
 from safecity.store.schema import Person, Template
-from safecity.store.testing import scratch_postgres_schema
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path / 'safecity.db'}", tmp_path / "media")
-        yield opened
-        opened.close()
-        return
-    try:
-        with scratch_postgres_schema() as url:
-            opened = open_store(url, tmp_path / "media")
-            yield opened
-            opened.close()
-    except StoreError as error:
-        pytest.skip(f"PostgreSQL tests skipped: {error}")
+@pytest.fixture
+def store(backend_url: str, tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(backend_url, tmp_path / "media")
+    yield opened
+    opened.close()
 
 
 def _authorised(**overrides):

@@ -11,24 +11,10 @@ import numpy as np
 import pytest
 
 from safecity.events import Event, Snapshot
-from safecity.store import Store, StoreError, open_store
-from safecity.store.testing import scratch_postgres_schema
+from safecity.store import Store, open_store
 from safecity.vision.types import Match
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL to an empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'safecity.db'}"
-        return
-    try:
-        with scratch_postgres_schema() as url:
-            yield url
-    except StoreError as error:
-        pytest.skip(f"PostgreSQL tests skipped: {error}")
 
 
 @pytest.fixture
