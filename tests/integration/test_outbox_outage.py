@@ -119,11 +119,25 @@ def postgres() -> None:
         pytest.skip(f"PostgreSQL tests skipped: {error}")
 
 
+@pytest.fixture(scope="module")
+def undisturbed(postgres, tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    """The events of an undisturbed ``safecity run`` of the clip, and the seconds it took."""
+    video = data_dir / "video/pedestrians-768x576.avi"
+    folder = tmp_path_factory.mktemp("undisturbed")
+    began = time.monotonic()
+    with scratch_postgres_schema() as url:
+        run = _start(folder, _config(folder, url, video))
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+        baseline = _events(url)
+    return baseline, time.monotonic() - began
+
+
 @pytest.mark.slow
 @needs_real_timed_waits
 @pytest.mark.parametrize("where", ["one process", "two-node cluster"])
 def test_a_postgres_outage_during_run_loses_no_event(
-    postgres, where: str, tmp_path: Path, data_dir: Path, request: pytest.FixtureRequest
+    undisturbed, where: str, tmp_path: Path, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
     """The outage run is ``safecity run``, or ``run --cluster`` on a head and a second node."""
     video = data_dir / "video/pedestrians-768x576.avi"
@@ -132,13 +146,7 @@ def test_a_postgres_outage_during_run_loses_no_event(
         cluster, _ = request.getfixturevalue("two_nodes")
         extra = ("--cluster", cluster.address)
     began = time.monotonic()
-
-    with scratch_postgres_schema() as url:
-        undisturbed = _start(tmp_path / "one", _config(tmp_path / "one", url, video))
-        out, err = undisturbed.communicate(timeout=600)
-        assert undisturbed.returncode == 0, err
-        baseline = _events(url)
-    first_run_s = time.monotonic() - began
+    baseline, first_run_s = undisturbed
     n = len(baseline)
     assert n > 10, "the clip should give a few dozen events"
 

@@ -148,7 +148,9 @@ def test_a_revocation_empties_the_workers_of_both_nodes_within_2_s(
     store.close()
 
 
-def test_cameras_survive_a_killed_worker_and_a_lost_node(two_nodes, pg_url, tmp_path, data_dir):
+def test_cameras_survive_a_killed_worker_and_a_lost_node_and_rebalance_on_a_join(
+    two_nodes, pg_url, tmp_path, data_dir
+):
     cluster, second = two_nodes
     clip = data_dir / "video" / "pedestrians-768x576.avi"
     config = write_config(tmp_path, pg_url, clip)
@@ -193,6 +195,22 @@ def test_cameras_survive_a_killed_worker_and_a_lost_node(two_nodes, pg_url, tmp_
         node_recovery = time.monotonic() - lost_at
         print(f"node loss: cameras back in {node_recovery:.1f} s")
         assert node_recovery < RECOVERY_S
+
+        # A node joins: it takes its share of the cameras still running.
+        third = cluster.add_node(num_cpus=2)
+        joined_at = time.monotonic()
+        wait_for(
+            store,
+            lambda d: any(
+                c["node"] == third.node_id
+                and c.get("state") == "running"
+                and c.get("frames_analysed", 0) > 0
+                for c in d["cameras"]
+            ),
+            60,
+            "the joining node analysing its share",
+        )
+        print(f"node join: analysing its share {time.monotonic() - joined_at:.1f} s after")
 
         run.wait(timeout=600)
     except BaseException:
