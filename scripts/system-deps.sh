@@ -3,7 +3,8 @@
 # from npm packages), apt-get/dpkg-deb (the sample video comes from a .deb) and,
 # with --tests, Chromium and its driver (the console's browser tests), faketime
 # (make test-clock-ahead) and GStreamer's RTSP server with the system Python's
-# bindings, H.264 encoder and MS-MPEG4 decoder (tests/rtsp_server.py: a real camera).
+# bindings, H.264 encoder and MS-MPEG4 decoder (tests/rtsp_server.py: a real camera),
+# and Mosquitto (the alert tests start brokers of their own).
 # Installs what is missing when run as root; otherwise says what to install.
 set -e
 missing=""
@@ -14,6 +15,7 @@ if [ "$1" = "--tests" ]; then
     [ -x /usr/bin/chromium ] || missing="$missing chromium"
     [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
     command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+    command -v mosquitto >/dev/null 2>&1 || missing="$missing mosquitto"
     /usr/bin/python3 -c 'import gi' 2>/dev/null || missing="$missing python3-gi"
     gst=/usr/lib/*/gstreamer-1.0
     ls /usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib >/dev/null 2>&1 \
