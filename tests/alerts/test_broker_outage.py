@@ -24,7 +24,7 @@ IMAGE = np.full((64, 48, 3), 128, np.uint8)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)  # the broker is the subject
 def test_a_broker_down_for_60_s_loses_no_alert(store, broker):
     alerts = AlertsConfig(
         mqtt=[{"name": "broker", "port": broker.port, "username": USER, "password": PASSWORD}],
