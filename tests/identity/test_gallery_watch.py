@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from clock_support import needs_real_timed_waits
 from governance.governance_support import DAY, HOUR, T0, add_person, authorised_watchlist, unit
 from sqlalchemy import text, update
 
@@ -127,6 +128,7 @@ def _watchlist_with_one_face(store: Store, clock: ManualClock, name: str) -> tup
     return info.id, info.authorisation_id
 
 
+@needs_real_timed_waits  # SQLite's watcher polls every 0.5 s: a timed wait
 def test_two_workers_see_revocations_and_new_watchlists_within_2_s(
     backend_url: str, tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -212,6 +214,7 @@ def test_templates_leave_memory_when_the_window_ends_even_without_the_store(
     assert cache.held() == {}  # closing drops everything
 
 
+@needs_real_timed_waits  # a threading.Timer
 def test_the_timer_drops_templates_at_the_end_with_no_frame(tmp_path: Path) -> None:
     """With the real clock: an authorisation ending in 1.5 s loses its vectors then,
     though nobody asks for a matcher (the camera is idle)."""
