@@ -47,6 +47,12 @@ class MotionConfig(_Section):
     background_rate: float = Field(
         0.05, gt=0, le=1, description="how fast still things blend into the background"
     )
+    track_min_fps: float = Field(
+        1.0,
+        ge=0,
+        description="while anything is tracked, analyse at least this many frames a second, "
+        "motion or not (a person who stands still and turns his head); 0: only on motion",
+    )
 
 
 #: Track ``threshold`` of a label whose filter gives none. Measured on the pedestrians
@@ -174,6 +180,14 @@ class FacesConfig(_Section):
     min_quality: float = Field(0.3, ge=0, le=1, description="faces below are not embedded")
     max_side: int = Field(
         1920, ge=160, description="whole-image detection shrinks larger images to this long side"
+    )
+    full_frame: bool = Field(
+        True,
+        description="search every face found in the analysed frame, also of people the object "
+        "detector missed (tracked as face-only tracks)",
+    )
+    track_best_k: int = Field(
+        5, ge=1, le=20, description="a track is identified from up to this many of its best faces"
     )
 
 
