@@ -35,3 +35,74 @@ def eval_lfw(
     else:
         out.print(report.format())
         out.print(f"saved for the DPIA: {saved}")
+
+
+@app.command("identify")
+def eval_identify(
+    images: Annotated[Path, typer.Option(help="folder of <Name>/<image> files")],
+    det_curve: Annotated[
+        Path | None, typer.Option("--det-curve", help="write the DET curves to this PNG")
+    ] = None,
+    embedder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--embedder",
+            help="evaluate this embedder (repeatable; default: dlib, faceres and fused, "
+            "those this installation has, and the configured one)",
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder of embedding caches (<embedder>.npz, keyed by path relative to "
+            "--images; default /tmp/lfw-emb or $SAFECITY_EMBED_CACHE)"
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="embed every image afresh (needed when a cache holds other images "
+            "under the same names)",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """Open-set 1:N identification: rank-1, and FNIR at FPIR 10 %, 1 %, 0.1 %, per embedder.
+
+    Gallery: the first image (by file name) of each person with two or more;
+    mated searches: their other images; non-mated searches: the persons with
+    one image. Saved for the DPIA and for matcher.fpir.
+    """
+    from safecity.governance.accuracy import save_evaluation
+    from safecity.identity.openset import DEFAULT_EMBEDDERS, embedder_specs, evaluate_identify
+    from safecity.vision.embedder import embedder_name
+
+    config = state.config()
+    kinds = list(embedder or DEFAULT_EMBEDDERS)
+    if not embedder and config.embedder.kind not in kinds:
+        kinds.append(config.embedder.kind)
+    specs, skipped = embedder_specs(
+        kinds, images, progress=not as_json, cache_dir=cache, use_cache=not no_cache
+    )
+    if not specs:
+        from safecity.errors import ConfigError
+
+        raise ConfigError(
+            "no embedder to evaluate: " + "; ".join(f"{k}: {why}" for k, why in skipped.items())
+        )
+    thresholds = {embedder_name(config.embedder): [_configured_threshold(config)]}
+    report = evaluate_identify(
+        images, specs, thresholds=thresholds, det_png=det_curve, skipped=skipped
+    )
+    saved = save_evaluation(report.to_dict(scores=True), kind="identify")
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        out.print(report.format())
+        out.print(f"saved for the DPIA and matcher.fpir: {saved}")
+
+
+def _configured_threshold(config) -> float:
+    """The threshold the matcher uses now."""
+    return float(config.matcher.threshold)
