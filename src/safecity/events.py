@@ -58,6 +58,10 @@ class Event:
     match: Match | None = None
     match_snapshot: Snapshot | None = None  # the frame where the face matched, if any
     uuid: str = ""  # 32 hex digits from event_uuid(); "" lets the sink pick a random one
+    # A person seen by the face detector only (the object detector missed the body):
+    # the snapshot is the head and shoulders around the face. Not stored as a column
+    # yet (the store keeps label "person"); sinks that ignore it lose nothing else.
+    face_only: bool = False
 
 
 #: Namespace of event uuids (uuid5): fixed, so uuids are the same on every machine.

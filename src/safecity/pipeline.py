@@ -6,12 +6,26 @@ it (``safecity.runtime``) hands finished events to sinks.
 
 Per frame::
 
-    MotionGate ─▶ ObjectDetector ─▶ Tracker ─▶ (person tracks) FaceDetector
-        ─▶ best face of the track ─▶ Embedder ─▶ Matcher ─▶ Match | None
+    MotionGate ─▶ ObjectDetector ─▶ Tracker ──────────────┐
+        (still frames analysed anyway at motion.track_min_fps while a track lives)
+    FaceDetector over the whole frame ─▶ faces ─▶ person track whose head holds the face
+                                          └─▶ else face-only Tracker (its own ids)
+    per track: best K faces by quality ─▶ Embedder ─▶ quality-weighted aggregate
+        ─▶ Matcher ─▶ Match | None
 
-A face vector lives only inside the call that compares it and is dropped right
-after (DESIGN.md invariant 2); snapshots carry the regions that sinks must
-pixelate before the first write (invariant 3).
+Faces are searched wherever they are (``faces.full_frame``): a person the object
+detector misses (body cut by the frame's edge, seated close to the camera) is
+still identified, through a *face-only* track whose event is a person event
+with ``face_only`` set and a head-and-shoulders snapshot.
+
+What lives how long (DESIGN.md invariant 2): a probe face vector is kept in
+memory only, in its track's :class:`TrackIdentity` (at most
+``faces.track_best_k`` vectors per track, those of its best faces), for as long
+as the track lives; when the track ends (or the stream does) the vectors are
+zeroed and dropped, matched or not. No vector is ever put in an event, a
+snapshot, a log line or a :class:`FrameResult`. Snapshots carry the regions
+that sinks must pixelate before the first write (invariant 3); a face-only
+track's face is one of them unless it is the matched face.
 """
 
 from __future__ import annotations
@@ -56,10 +70,25 @@ class MatcherLike(Protocol):
 
 # Snapshot crops keep some context around the object.
 CROP_MARGIN = 0.15
-# A track's face is embedded again only when its quality beats the last
-# embedded one by this much, and at most this often per track.
-QUALITY_STEP = 0.08
-MAX_EMBEDS_PER_TRACK = 6
+# Once a track holds its K best faces, a new face is embedded only when its quality
+# beats the worst of them by this much. Each such face raises the K qualities' sum
+# by more than this, and the sum is at most K, so a track is embedded at most
+# K + K / EMBED_MARGIN times however long it lives (105 for K = 5).
+EMBED_MARGIN = 0.05
+# A track's aggregate match stands only when faces that match the same person on
+# their own hold more than this share of its best faces' quality weight.
+MIN_SUPPORT = 0.5
+# Face-only tracks come from a tracker of their own, whose ids start at 1 as the
+# person tracker's do: they are shifted by this much so that the two never meet
+# (in events, event uuids and views). Below 2**31: the store's track_id column is
+# a 32-bit integer on PostgreSQL.
+FACE_TRACK_ID_BASE = 1_000_000_000
+# A face-only track's box (and snapshot) is the head and shoulders around its
+# face: this many face widths to either side of the face's centre, face heights
+# above its top and below its bottom.
+HS_HALF_WIDTH = 1.25
+HS_ABOVE = 0.4
+HS_BELOW = 1.5
 
 
 @dataclass
@@ -121,15 +150,140 @@ class FrameResult:
 
 
 @dataclass
+class FaceEvidence:
+    """One of a track's best faces: its quality, its probe vector (memory only) and
+    what a match on it would show (the snapshot and the face box in its pixels)."""
+
+    quality: float
+    vector: np.ndarray
+    person_id: int | None = None  # whom this face alone matches, if anyone
+    snapshot: Snapshot | None = None
+    face_box: np.ndarray | None = None
+
+
+class TrackIdentity:
+    """Up to ``k`` best faces of one track, by quality; the track's identity is the
+    match of their quality-weighted aggregate, backed by a quality-weighted
+    majority of them (:meth:`decide`), so one blurred or misread frame neither
+    makes nor breaks a match.
+
+    The aggregate is re-normalised per part (``parts``: lengths of the unit-norm
+    sub-vectors an embedder concatenates, e.g. ``(128, 1024)`` for dlib + FaceRes),
+    so each embedder keeps its own weight in a fused vector.
+
+    >>> ident = TrackIdentity(k=2, parts=(2,))
+    >>> ident.wants(0.5)
+    True
+    >>> ident.add(FaceEvidence(0.9, np.array([1.0, 0.0], np.float32)))
+    >>> ident.add(FaceEvidence(0.3, np.array([0.0, 1.0], np.float32)))
+    >>> [round(float(v), 3) for v in ident.aggregate()]  # the sharp face weighs 3 times more
+    [0.949, 0.316]
+    >>> ident.wants(0.32), ident.wants(0.4)
+    (False, True)
+    >>> ident.clear(); ident.aggregate() is None
+    True
+    """
+
+    def __init__(self, k: int, parts: tuple[int, ...]) -> None:
+        self.k = int(k)
+        self.parts = tuple(int(p) for p in parts)
+        self.best: list[FaceEvidence] = []
+
+    def wants(self, quality: float) -> bool:
+        """Whether a face of this quality would enter the best ``k`` (worth embedding)."""
+        if len(self.best) < self.k:
+            return True
+        return quality > min(e.quality for e in self.best) + EMBED_MARGIN
+
+    def add(self, evidence: FaceEvidence) -> None:
+        """Keep ``evidence`` among the best ``k``; the face pushed out is zeroed and dropped."""
+        self.best.append(evidence)
+        self.best.sort(key=lambda e: e.quality, reverse=True)
+        for dropped in self.best[self.k :]:
+            dropped.vector.fill(0.0)
+        del self.best[self.k :]
+
+    def observe(
+        self,
+        quality: float,
+        vector: np.ndarray,
+        matcher: MatcherLike,
+        snapshot: Snapshot | None = None,
+        face_box: np.ndarray | None = None,
+    ) -> None:
+        """Add one embedded face, noting whom it matches on its own."""
+        alone = matcher.match(vector)
+        person_id = None if alone is None else alone.person_id
+        self.add(FaceEvidence(quality, vector, person_id, snapshot, face_box))
+
+    def aggregate(self) -> np.ndarray | None:
+        """Quality-weighted sum of the best vectors, each part scaled back to unit norm."""
+        if not self.best:
+            return None
+        weights = np.array([max(e.quality, 1e-3) for e in self.best], np.float32)
+        total = (weights[:, None] * np.stack([e.vector for e in self.best])).sum(axis=0)
+        start = 0
+        for size in self.parts if sum(self.parts) == total.size else (total.size,):
+            norm = float(np.linalg.norm(total[start : start + size]))
+            if norm > 0:
+                total[start : start + size] /= norm
+            start += size
+        return total.astype(np.float32)
+
+    def support(self, person_id: int) -> float:
+        """Share of the best faces' quality weight held by faces that match
+        ``person_id`` on their own (0..1)."""
+        total = sum(e.quality for e in self.best)
+        mine = sum(e.quality for e in self.best if e.person_id == person_id)
+        return mine / total if total > 0 else 0.0
+
+    def decide(self, matcher: MatcherLike) -> Match | None:
+        """The track's match: its aggregate's, when faces matching that person on their
+        own also hold more than half the quality weight (:data:`MIN_SUPPORT`).
+
+        The second rule is there because averaging pulls a vector toward the mean
+        face: with dlib on the seated gif, the woman's faces score 0.86-0.89 against
+        the man's template each, their aggregate 0.90, and with one of his faces
+        among her five best, 0.94, over the 0.925 threshold. A stray face must not
+        make a match, so the aggregate decides only with the majority behind it.
+        """
+        aggregate = self.aggregate()
+        if aggregate is None:
+            return None
+        match = matcher.match(aggregate)
+        if match is None or self.support(match.person_id) <= MIN_SUPPORT:
+            return None
+        return match
+
+    def evidence_for(self, person_id: int) -> FaceEvidence | None:
+        """The best face supporting a match on ``person_id``: the highest-quality face
+        that matches that person on its own, else the face nearest the aggregate."""
+        if not self.best:
+            return None
+        own = [e for e in self.best if e.person_id == person_id]
+        if own:
+            return own[0]  # self.best is sorted by quality
+        aggregate = self.aggregate()
+        return max(self.best, key=lambda e: float(e.vector @ aggregate))
+
+    def clear(self) -> None:
+        """Zero and drop every vector (the track ended: invariant 2)."""
+        for evidence in self.best:
+            evidence.vector.fill(0.0)
+        self.best.clear()
+
+
+@dataclass
 class _TrackState:
     track_id: int
     label: str
     started_at: datetime
     ended_at: datetime
+    identity: TrackIdentity
+    face_only: bool = False
     frames: int = 0
     best_score: float = -1.0
     snapshot: Snapshot | None = None
-    embedded_quality: float = -1.0
     embeds: int = 0
     match: Match | None = None
     match_snapshot: Snapshot | None = None
@@ -158,11 +312,21 @@ class CameraPipeline:
         self.stages = stages
         self.motion = stages.motion_factory() if config.motion.enabled else None
         self.tracker = stages.tracker_factory(fps)
+        # Faces no person track claims are tracked here, as boxes of class person.
+        self.face_tracker: Tracker | None = (
+            stages.tracker_factory(fps)
+            if config.faces.full_frame and stages.face_detector is not None
+            else None
+        )
         # Tracks seen at the last analysed frame: shown again on frames the
         # motion gate skips, since nothing moved.
         self._last_active: list[Track] = []
+        self._last_analysed_pts: float | None = None
         self.matcher_for = matcher_for
         self._states: dict[int, _TrackState] = {}
+        self._parts: tuple[int, ...] = ()
+        if stages.embedder is not None:
+            self._parts = tuple(getattr(stages.embedder, "parts", (stages.embedder.dim,)))
         self.frames_in = 0
         self.frames_analysed = 0
 
@@ -173,13 +337,17 @@ class CameraPipeline:
         t0 = time.perf_counter()
         moving = True
         if self.motion is not None:
-            moving = self.motion.update(frame).moving
+            moving = self.motion.update(frame).moving or self._rate_due(frame.pts)
             timings["motion"] = (time.perf_counter() - t0) * 1000
         if not moving:
-            ended = self._ended_events(self.tracker.update(None, frame.pts).ended, frame)
+            ended_tracks = self.tracker.update(None, frame.pts).ended
+            if self.face_tracker is not None:
+                ended_tracks += _face_ids(self.face_tracker.update(None, frame.pts).ended)
+            ended = self._ended_events(ended_tracks)
             return FrameResult(frame, False, self._views(self._last_active), ended, timings)
 
         self.frames_analysed += 1
+        self._last_analysed_pts = frame.pts
         t1 = time.perf_counter()
         detections: Detections = self.stages.detector.detect(frame.image)
         timings["detector"] = (time.perf_counter() - t1) * 1000
@@ -188,12 +356,14 @@ class CameraPipeline:
         keep = detection_mask(detections, self.config.detector)
         tracked = detections if keep.all() else detections[keep]
         update = self.tracker.update(tracked, frame.pts)
-        active: list[Track] = list(update.active)
-        self._last_active = active
+        ended_tracks = list(update.ended)
         people = detections.boxes[detections.class_ids == PERSON]
 
         t2 = time.perf_counter()
-        faces = self._faces_for(frame, active)
+        faces, face_tracks, face_ended = self._find_faces(frame, list(update.active))
+        ended_tracks += face_ended
+        active: list[Track] = list(update.active) + face_tracks
+        self._last_active = active
         timings["faces"] = (time.perf_counter() - t2) * 1000
         matcher = None
         if self.matcher_for is not None and self.stages.embedder is not None:
@@ -211,7 +381,7 @@ class CameraPipeline:
             if face is not None:
                 self._consider_face(state, frame, track, face, active, faces, people, matcher)
         timings["identify"] = (time.perf_counter() - t2) * 1000 - timings["faces"]
-        ended = self._ended_events(update.ended, frame)
+        ended = self._ended_events(ended_tracks)
         views = [
             TrackView(t, faces.get(t.track_id), self._states[t.track_id].match) for t in active
         ]
@@ -220,14 +390,72 @@ class CameraPipeline:
     def finish(self) -> list[Event]:
         """End every open track (end of stream) and return their events."""
         ended = self.tracker.flush()
-        events = [e for e in (self._event(self._states.pop(t.track_id, None)) for t in ended) if e]
-        events += [e for e in (self._event(s) for s in self._states.values()) if e]
+        if self.face_tracker is not None:
+            ended += _face_ids(self.face_tracker.flush())
+        events = self._ended_events(ended)
+        events += [e for e in (self._close(s) for s in self._states.values()) if e]
         self._states.clear()
+        self._last_active = []
         return events
 
+    def _rate_due(self, pts: float) -> bool:
+        """A still frame is analysed anyway when a track is alive and the last analysed
+        frame is ``1 / motion.track_min_fps`` seconds old, so a person who stands still
+        and turns his head is seen at that rate (and his track kept alive)."""
+        rate = self.config.motion.track_min_fps
+        last = self._last_analysed_pts
+        if rate <= 0 or last is None:
+            return False
+        alive = bool(self.tracker.tracks) or (
+            self.face_tracker is not None and bool(self.face_tracker.tracks)
+        )
+        # A millisecond of slack: pts are rounded (a 12.5 fps GIF gives 0.08, 0.17, ...).
+        return alive and (pts < last or pts - last >= 1.0 / rate - 1e-3)
+
     # -- faces and identity ------------------------------------------------------
+    def _find_faces(
+        self, frame: Frame, person_tracks: list[Track]
+    ) -> tuple[dict[int, Face], list[Track], list[Track]]:
+        """Faces of this frame by track id, the face-only tracks seen now and those ended.
+
+        With ``faces.full_frame`` the face detector runs once over the whole frame;
+        each face goes to the person track whose head holds it (:func:`fit_faces`),
+        and the faces left over feed the face-only tracker. A face is claimed by one
+        track at most: a person track, or else a face-only track.
+        """
+        detector = self.stages.face_detector
+        if detector is None:
+            return {}, [], []
+        if self.face_tracker is None:
+            return self._faces_for(frame, person_tracks), [], []
+        found = detector.detect(frame.image)
+        persons = [t for t in person_tracks if t.class_id == PERSON]
+        faces, leftover = fit_faces(found, persons, self.config.faces.upper_fraction)
+        # A face in the head of a person track that the detector missed in this frame
+        # only (alive, not seen now) is that person's: a face-only track of it would
+        # make one person two events. It is still hidden in anything stored.
+        seen = {t.track_id for t in persons}
+        missed = [t for t in self.tracker.tracks if t.class_id == PERSON and t.track_id not in seen]
+        if missed and leftover:
+            _, leftover = fit_faces(leftover, missed, self.config.faces.upper_fraction)
+        boxes = np.array([f.box for f in leftover], np.float32).reshape(-1, 4)
+        update = self.face_tracker.update(
+            Detections(boxes, [f.score for f in leftover], np.full(len(leftover), PERSON)),
+            frame.pts,
+        )
+        face_tracks = []
+        for track in update.active:
+            # The tracker returns each active track with its detection's box: the face.
+            face = leftover[int(np.argmax(box_iou(track.box[None], boxes)[0]))]
+            shoulders = head_and_shoulders(face.box, frame.width, frame.height)
+            face_id = track.track_id + FACE_TRACK_ID_BASE
+            face_tracks.append(Track(face_id, PERSON, shoulders, face.score))
+            faces[face_id] = face
+        return faces, face_tracks, _face_ids(update.ended)
+
     def _faces_for(self, frame: Frame, tracks: list[Track]) -> dict[int, Face]:
-        """Best face inside the upper part of each person box, by quality."""
+        """Best face inside the upper part of each person box, by quality (used when
+        ``faces.full_frame`` is off: person tracks only)."""
         detector = self.stages.face_detector
         if detector is None:
             return {}
@@ -253,32 +481,47 @@ class CameraPipeline:
         people: np.ndarray,
         matcher: MatcherLike | None,
     ) -> None:
+        """Embed the face if it enters the track's best K, then match their aggregate."""
         if (
             matcher is None
             or face.quality < self.config.faces.min_quality
-            or state.embeds >= MAX_EMBEDS_PER_TRACK
-            or face.quality < state.embedded_quality + QUALITY_STEP
+            or not state.identity.wants(face.quality)
         ):
             return
-        # The vector lives only in this call: compared, then dropped (invariant 2).
-        match = matcher.match(self.stages.embedder.embed(frame.image, face))
+        # The vector lives in the track's TrackIdentity until the track ends (invariant 2).
+        vector = self.stages.embedder.embed(frame.image, face)
+        snapshot = self._snapshot(frame, track, active, faces, people, keep=track.track_id)
+        offset = snapshot.frame_box[[0, 1, 0, 1]]
+        state.identity.observe(
+            face.quality, vector, matcher, snapshot, (face.box - offset).astype(np.float32)
+        )
         state.embeds += 1
-        state.embedded_quality = face.quality
-        if match is not None and (state.match is None or match.score > state.match.score):
-            state.match = match
-            state.match_snapshot = self._snapshot(
-                frame, track, active, faces, people, keep=track.track_id
-            )
-            offset = state.match_snapshot.frame_box[[0, 1, 0, 1]]
-            state.match_face = (face.box - offset).astype(np.float32)
+        match = state.identity.decide(matcher)
+        previous = state.match
+        if match is None:
+            if previous is not None:
+                log.info(
+                    "camera %s track %d: candidate match of person %d withdrawn: the "
+                    "track's best faces no longer match",
+                    self.camera,
+                    track.track_id,
+                    previous.person_id,
+                )
+            state.match = state.match_snapshot = state.match_face = None
+            return
+        best = state.identity.evidence_for(match.person_id)
+        state.match = match
+        state.match_snapshot, state.match_face = best.snapshot, best.face_box
+        if previous is None or previous.person_id != match.person_id:
             log.info(
-                "camera %s track %d: CANDIDATE match of person %d on %s (%.3f); "
-                "not confirmed until %d reviewers agree",
+                "camera %s track %d: CANDIDATE match of person %d on %s (%.3f, from %d "
+                "face(s)); not confirmed until %d reviewers agree",
                 self.camera,
                 track.track_id,
                 match.person_id,
                 match.watchlist_name,
                 match.score,
+                len(state.identity.best),
                 self.config.review.required_confirmations,
             )
 
@@ -326,7 +569,14 @@ class CameraPipeline:
     def _state_for(self, track: Track, frame: Frame) -> _TrackState:
         state = self._states.get(track.track_id)
         if state is None:
-            state = _TrackState(track.track_id, track.label, frame.time, frame.time)
+            state = _TrackState(
+                track.track_id,
+                track.label,
+                frame.time,
+                frame.time,
+                identity=TrackIdentity(self.config.faces.track_best_k, self._parts),
+                face_only=track.track_id >= FACE_TRACK_ID_BASE,
+            )
             self._states[track.track_id] = state
         return state
 
@@ -337,10 +587,10 @@ class CameraPipeline:
             if t.track_id in self._states
         ]
 
-    def _ended_events(self, ended_tracks: list[Track], frame: Frame) -> list[Event]:
+    def _ended_events(self, ended_tracks: list[Track]) -> list[Event]:
         events = []
         for track in ended_tracks:
-            event = self._event(self._states.pop(track.track_id, None))
+            event = self._close(self._states.pop(track.track_id, None))
             if event is not None:
                 events.append(event)
         if ended_tracks:
@@ -348,8 +598,17 @@ class CameraPipeline:
             self._last_active = [t for t in self._last_active if t.track_id not in ended_ids]
         return events
 
-    def _event(self, state: _TrackState | None) -> Event | None:
-        if state is None or state.snapshot is None:
+    def _close(self, state: _TrackState | None) -> Event | None:
+        """The event of an ended track; its face vectors are zeroed and dropped."""
+        if state is None:
+            return None
+        try:
+            return self._event(state)
+        finally:
+            state.identity.clear()
+
+    def _event(self, state: _TrackState) -> Event | None:
+        if state.snapshot is None:
             return None
         matched = state.match is not None
         if not matched and state.evidence.is_still_false_alarm(
@@ -380,10 +639,69 @@ class CameraPipeline:
                 if matched
                 else None
             ),
+            face_only=state.face_only,
         )
 
 
 # -- pure helpers --------------------------------------------------------------
+def _face_ids(tracks: list[Track]) -> list[Track]:
+    """Face-only tracker tracks with their ids shifted out of the person tracks' range."""
+    return [replace(t, track_id=t.track_id + FACE_TRACK_ID_BASE) for t in tracks]
+
+
+def head_and_shoulders(face_box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The head and shoulders around a face, clipped to the frame: a face-only track's box.
+
+    >>> head_and_shoulders(np.array([40, 40, 60, 70], np.float32), 100, 100).tolist()
+    [25.0, 28.0, 75.0, 100.0]
+    """
+    x1, y1, x2, y2 = (float(v) for v in face_box)
+    fw, fh = x2 - x1, y2 - y1
+    cx = (x1 + x2) / 2
+    box = [cx - HS_HALF_WIDTH * fw, y1 - HS_ABOVE * fh, cx + HS_HALF_WIDTH * fw, y2 + HS_BELOW * fh]
+    return np.array(
+        [max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)], np.float32
+    )
+
+
+def fit_faces(
+    faces: list[Face], tracks: list[Track], upper_fraction: float
+) -> tuple[dict[int, Face], list[Face]]:
+    """Give each face to at most one person track, each track at most one face.
+
+    A face fits a track when its centre lies in the box's top ``upper_fraction``
+    (the head part). Among the pairs that fit, the nearest to the head (top
+    centre of the box, relative to its width: :func:`_head_distance`) wins first,
+    so a face seen through several overlapping boxes goes to one person only, as
+    :func:`assign_faces` rules, and a second face in one box (someone behind)
+    is left over. Returns the faces by track id and the faces left over.
+
+    >>> f = Face(np.array([10, 0, 20, 10], np.float32), np.zeros((5, 2), np.float32), 0.9)
+    >>> g = Face(np.array([40, 60, 50, 70], np.float32), np.zeros((5, 2), np.float32), 0.9)
+    >>> t1 = Track(1, 0, np.array([0, 0, 30, 90], np.float32), 0.9)
+    >>> t2 = Track(2, 0, np.array([12, 5, 60, 95], np.float32), 0.9)
+    >>> got, left = fit_faces([f, g], [t1, t2], 0.5)
+    >>> {t: x is f for t, x in got.items()}, len(left)
+    ({1: True}, 1)
+    """
+    pairs = []
+    for i, face in enumerate(faces):
+        cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+        for track in tracks:
+            x1, y1, x2, y2 = track.box
+            if x1 <= cx <= x2 and y1 <= cy <= y1 + upper_fraction * (y2 - y1):
+                pairs.append((_head_distance(face, track.box), i, track.track_id))
+    pairs.sort(key=lambda p: p[0])
+    given: dict[int, Face] = {}
+    used: set[int] = set()
+    for _, i, track_id in pairs:
+        if i in used or track_id in given:
+            continue
+        given[track_id] = faces[i]
+        used.add(i)
+    return given, [f for i, f in enumerate(faces) if i not in used]
+
+
 def assign_faces(faces: dict[int, Face], person_boxes: dict[int, np.ndarray]) -> dict[int, Face]:
     """Give a face seen through several overlapping person boxes to one person only.
 
