@@ -102,11 +102,28 @@ def watchlist_remove_person(
 @app.command("list")
 def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List watchlists with their authorisation and whether it is valid now."""
-    from safecity.identity.watchlists import list_watchlists
+    from dataclasses import asdict
 
-    rows = list_watchlists(state.store())
+    from safecity.identity.reembed import persons_without_templates
+    from safecity.identity.watchlists import list_watchlists
+    from safecity.vision.embedder import embedder_name
+
+    store = state.store()
+    rows = list_watchlists(store)
+    embedder = embedder_name(state.config().embedder)
+    # Persons without a template of the configured embedder are never matched.
+    missing = persons_without_templates(store, embedder)
     if as_json:
-        print_json_rows(rows)
+        print_json_rows(
+            [
+                {
+                    **asdict(r),
+                    "embedder": embedder,
+                    "persons_without_template": missing.get(r.id, 0),
+                }
+                for r in rows
+            ]
+        )
         return
     table = Table(
         "name",
@@ -117,6 +134,7 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         "valid until",
         "cameras",
         "persons",
+        f"without {embedder} template",
         "status",
     )
     for r in rows:
@@ -130,9 +148,64 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
             str(d.get("valid_until")),
             ", ".join(d.get("cameras") or []) or "all",
             str(d.get("persons", "")),
+            str(missing.get(r.id, 0)),
             str(d.get("status")),
         )
     out.print(table)
+    gap = sum(missing.values())
+    if gap:
+        out.print(
+            f"{gap} enrolled person(s) have no template for the configured embedder "
+            f"{embedder} and are never matched: run safecity watchlist reembed"
+        )
+
+
+@app.command("reembed")
+def watchlist_reembed(
+    watchlist: Annotated[
+        str | None, typer.Argument(help="only this watchlist (default: every watchlist)")
+    ] = None,
+) -> None:
+    """Add templates for the configured embedder from each person's kept face photos.
+
+    Run after changing embedder.kind: persons enrolled under another embedder
+    are not matched until then. Persons none of whose photos can be used are
+    listed as needing re-enrolment from new photos (exit status 1).
+    """
+    from safecity.identity.reembed import reembed
+    from safecity.vision.embedder import make_embedder
+    from safecity.vision.faces import FaceDetector
+
+    config = state.config()
+    result = reembed(
+        state.store(),
+        FaceDetector(config.faces),
+        make_embedder(config.embedder),
+        by=state.actor(),
+        watchlist=watchlist,
+    )
+    counts: dict[str, int] = {}
+    for person in result.persons:
+        counts[person.status] = counts.get(person.status, 0) + 1
+    out.print(
+        f"embedder {result.embedder}: {result.added} template(s) added; "
+        + (", ".join(f"{n} person(s) {status}" for status, n in counts.items()) or "no person")
+    )
+    for person in result.persons:
+        if person.problems and person.status != "needs re-enrolment":
+            out.print(
+                f"  '{person.person_name}' ({person.watchlist}): " + "; ".join(person.problems)
+            )
+    for sentence in result.refused:
+        out.print(f"not re-embedded: {sentence}")
+    if result.needs_reenrolment:
+        out.print("needs re-enrolment (enrol new photos with safecity enroll):")
+        for person in result.needs_reenrolment:
+            out.print(
+                f"  '{person.person_name}' on '{person.watchlist}': " + "; ".join(person.problems)
+            )
+    if result.needs_reenrolment or result.refused:
+        raise typer.Exit(1)
 
 
 def enroll_cmd(
