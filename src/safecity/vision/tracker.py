@@ -4,7 +4,9 @@ Per update (Zhang et al., "ByteTrack", ECCV 2022):
 
 1. every track's Kalman filter (constant velocity on centre x, centre y, aspect
    w/h and height) predicts its box at the frame's pts;
-2. confirmed tracks are matched to high-score detections by IoU (Hungarian);
+2. confirmed tracks, seen lately or lost for a while, are matched to high-score
+   detections (Hungarian) by IoU with the predicted box or, where they do not
+   overlap, by a distance gate that widens with the time the track was unseen;
 3. confirmed tracks still unmatched that were seen at the previous update are
    matched to low-score detections with a stricter IoU: this keeps a person
    whose score dips under occlusion;
@@ -14,7 +16,16 @@ Per update (Zhang et al., "ByteTrack", ECCV 2022):
 
 Matching is class-aware: a person never continues as a car. Time is pts, not
 frame counts, so the detector can run at any rate: a track ends once unseen for
-``lost_after_s`` seconds. ``update(None, pts)`` says "the motion gate skipped
+``lost_after_s`` seconds.
+
+Given the frame (``update(detections, pts, image=frame.image)``) the tracker also
+keeps a colour descriptor of each track's torso and legs
+(:mod:`safecity.vision.reid`): a detection whose colours differ from a track's
+(similarity under ``appearance_min``) never continues it, and among the ones
+that may, the closer colours win. This is what holds people at low frame rates,
+where a walker moves a good part of his width between analysed frames, groups
+pass behind the sign, and the nearest box is not always the same person.
+Without the frame, matching is by motion alone. ``update(None, pts)`` says "the motion gate skipped
 the detector: nothing moved": tracks seen at the last update are kept as still
 present where they were, and only tracks already lost keep ageing.
 
@@ -30,11 +41,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from safecity.config import TrackerConfig
+from safecity.vision import reid
 from safecity.vision.coco import COCO_LABELS
 from safecity.vision.types import Detections, Track
 
 # ByteTrack's second round asks for more overlap: low scores are often clutter.
 _LOW_SCORE_IOU = 0.5
+# Weights of the parts of a pair's gain: IoU above the minimum counts most; the
+# nearness within the distance gate ranks pairs that do not overlap; colour
+# similarity above ``appearance_min`` breaks ties between people side by side.
+_GATE_WEIGHT = 0.2
+_APPEARANCE_WEIGHT = 0.5
+# A track's colours follow its detections slowly (exponential average), and only
+# from boxes that no other detection overlaps this much (a crop of two people
+# would teach the track someone else's colours).
+_APPEARANCE_RATE = 0.2
+_APPEARANCE_CLEAR_IOU = 0.2
 # Kalman noise as a share of box height per frame period (DeepSORT/ByteTrack values).
 _STD_POSITION = 1.0 / 20
 _STD_VELOCITY = 1.0 / 160
@@ -210,6 +232,7 @@ class _State:
     present: bool = True  # matched at the latest update
     track_id: int = 0  # 0 while tentative
     votes: dict[int, float] = field(default_factory=dict)  # summed score per class
+    appearance: np.ndarray | None = None  # reid descriptor (None: never seen in a frame)
 
     def vote(self, class_id: int, score: float) -> None:
         """Within a class group (car/truck/bus) the label is the class with the most
@@ -245,8 +268,14 @@ class Tracker:
         """Confirmed tracks alive now (seen or not at the latest update)."""
         return [t.as_track() for t in self._tracks if t.track_id]
 
-    def update(self, detections: Detections | None, pts: float) -> TrackerUpdate:
-        """Feed one frame's detections (``None``: the detector was skipped, nothing moved)."""
+    def update(
+        self, detections: Detections | None, pts: float, image: np.ndarray | None = None
+    ) -> TrackerUpdate:
+        """Feed one frame's detections (``None``: the detector was skipped, nothing moved).
+
+        ``image`` is the frame the detections come from (BGR): with it, the colours
+        of each box help decide who continues which track.
+        """
         if self._pts is not None and pts < self._pts:
             # A stream restarted (pts went back): nothing can be continued across that.
             ended = self.flush()
@@ -258,6 +287,9 @@ class Tracker:
         self._predict(pts)
         cfg = self.config
         scores = detections.scores
+        looks = None
+        if image is not None and cfg.appearance_min > 0 and len(detections):
+            looks = reid.describe(image, detections.boxes)
         unused = np.ones(len(detections), bool)
         matched: dict[int, int] = {}  # index into self._tracks -> detection index
 
@@ -266,12 +298,14 @@ class Tracker:
         high = scores >= cfg.high_score
         low = (scores >= cfg.low_score) & ~high
 
-        self._match(confirmed, detections, unused & high, cfg.match_iou, matched, unused)
+        match = self._match
+        match(confirmed, detections, unused & high, cfg.match_iou, matched, unused, pts, looks)
         recent = [i for i in confirmed if i not in matched and self._tracks[i].present]
+        # ByteTrack's low-score round stays by overlap alone: low scores are often clutter.
         low_iou = max(_LOW_SCORE_IOU, cfg.match_iou)
-        self._match(recent, detections, unused & low, low_iou, matched, unused)
+        match(recent, detections, unused & low, low_iou, matched, unused, pts, looks, gate=False)
         strong = scores >= cfg.new_track_score
-        self._match(tentative, detections, unused & strong, cfg.match_iou, matched, unused)
+        match(tentative, detections, unused & strong, cfg.match_iou, matched, unused, pts, looks)
 
         if matched:
             idx = np.array(list(matched))
@@ -281,6 +315,7 @@ class Tracker:
                 np.stack([self._tracks[i].cov for i in idx]),
                 detections.boxes[det].astype(np.float64),
             )
+            clear = _clear_of_others(detections.boxes) if looks is not None else None
             for k, (i, d) in enumerate(zip(idx, det, strict=True)):
                 t = self._tracks[i]
                 t.mean, t.cov = mean[k], cov[k]
@@ -289,6 +324,8 @@ class Tracker:
                 t.vote(int(detections.class_ids[d]), t.score)
                 t.hits += 1
                 t.last_seen = pts
+                if clear is not None and (clear[d] or t.appearance is None):
+                    t.appearance = reid.blend(t.appearance, looks[d], _APPEARANCE_RATE)
         for i, t in enumerate(self._tracks):
             t.present = i in matched
 
@@ -296,7 +333,7 @@ class Tracker:
         survivors = [t for i, t in enumerate(self._tracks) if t.track_id or i in matched]
         ended = [t for t in survivors if pts - t.last_seen > cfg.lost_after_s]
         self._tracks = [t for t in survivors if pts - t.last_seen <= cfg.lost_after_s]
-        self._start(detections, np.flatnonzero(unused & strong), pts)
+        self._start(detections, np.flatnonzero(unused & strong), pts, looks)
         for t in self._tracks:
             if not t.track_id and t.hits >= cfg.min_hits:
                 t.track_id = self._next_id
@@ -342,23 +379,64 @@ class Tracker:
         min_iou: float,
         matched: dict[int, int],
         unused: np.ndarray,
+        pts: float,
+        looks: np.ndarray | None,
+        gate: bool = True,
     ) -> None:
         det_idx = np.flatnonzero(allowed)
         if not track_idx or len(det_idx) == 0:
             return
-        predicted = _to_xyxy(np.stack([self._tracks[i].mean[:4] for i in track_idx]))
-        iou = box_iou(predicted, detections.boxes[det_idx])
+        cfg = self.config
+        tracks = [self._tracks[i] for i in track_idx]
+        predicted = _to_xyxy(np.stack([t.mean[:4] for t in tracks]))
+        boxes = detections.boxes[det_idx].astype(np.float64)
+        iou = box_iou(predicted, boxes)
         groups = self.class_groups
         same_class = (
-            groups[np.array([self._tracks[i].class_id for i in track_idx])][:, None]
+            groups[np.array([t.class_id for t in tracks])][:, None]
             == groups[detections.class_ids[det_idx]][None, :]
         )
-        gain = np.where(same_class & (iou >= min_iou), iou - min_iou + 1e-9, 0.0)
+        gain = np.where(iou >= min_iou, iou - min_iou, 0.0)
+        allowed_pairs = iou >= min_iou
+        if gate and cfg.gate_heights > 0:
+            # Centre distance in track heights, to the predicted centre or to the last
+            # one seen, whichever is nearer: a walker who turns back is nearer where
+            # he was than where his old velocity would take him.
+            last = np.stack([t.box for t in tracks]).astype(np.float64)
+            height = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+            distance = (
+                np.minimum(_centre_distance(predicted, centres), _centre_distance(last, centres))
+                / height
+            )
+            unseen = np.array([max(0.0, pts - t.last_seen) for t in tracks])[:, None]
+            radius = cfg.gate_heights + cfg.gate_heights_per_s * unseen
+            near = distance <= radius
+            allowed_pairs |= near
+            gain += np.where(near, _GATE_WEIGHT * (1 - distance / radius), 0.0)
+        if looks is not None:
+            known = np.array([t.appearance is not None for t in tracks])
+            if known.any():
+                own = np.stack(
+                    [t.appearance if t.appearance is not None else looks[0] for t in tracks]
+                )
+                similar = reid.similarity(own[:, None, :], looks[det_idx][None, :, :])
+                # Colours veto only continuations that overlap too little to be
+                # sure by motion: crops of people in a group mix their colours.
+                alike = ~known[:, None] | (similar >= cfg.appearance_min) | (iou >= min_iou)
+                allowed_pairs &= alike
+                gain += np.where(
+                    known[:, None], _APPEARANCE_WEIGHT * (similar - cfg.appearance_min), 0.0
+                )
+        # Every allowed pair is worth a little more than no pair at all.
+        gain = np.where(same_class & allowed_pairs, np.maximum(gain, 0.0) + 1e-6, 0.0)
         for r, c in assign(gain):
             matched[track_idx[r]] = int(det_idx[c])
             unused[det_idx[c]] = False
 
-    def _start(self, detections: Detections, det_idx: np.ndarray, pts: float) -> None:
+    def _start(
+        self, detections: Detections, det_idx: np.ndarray, pts: float, looks: np.ndarray | None
+    ) -> None:
         if len(det_idx) == 0:
             return
         boxes = detections.boxes[det_idx].astype(np.float64)
@@ -375,8 +453,24 @@ class Tracker:
                     score=float(detections.scores[d]),
                     last_seen=pts,
                     predicted_at=pts,
+                    appearance=None if looks is None else looks[d].copy(),
                 )
             )
+
+
+def _centre_distance(boxes: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Distance from the centre of every box (N, 4) to every point (M, 2): (N, M)."""
+    own = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return np.hypot(own[:, None, 0] - centres[None, :, 0], own[:, None, 1] - centres[None, :, 1])
+
+
+def _clear_of_others(boxes: np.ndarray) -> np.ndarray:
+    """(N,) bool: the boxes that no other box overlaps by ``_APPEARANCE_CLEAR_IOU`` or more."""
+    iou = box_iou(boxes, boxes)
+    np.fill_diagonal(iou, 0.0)
+    return (
+        (iou < _APPEARANCE_CLEAR_IOU).all(axis=1) if len(boxes) > 1 else np.ones(len(boxes), bool)
+    )
 
 
 __all__ = ["Tracker", "TrackerUpdate", "assign", "box_iou"]
