@@ -695,3 +695,67 @@ def test_past_figures_do_not_drift_when_retention_deletes_events(store: Store, c
         assert session.scalar(select(func.count(EventRecord.id))) == 0
     after = gather_transparency(store, config, start, end, clock=clock).matches
     assert after == before
+
+
+# -- DPIA: open-set (1:N) section ------------------------------------------------------
+def _identify_record() -> dict:
+    """A saved identify evaluation whose figures at 0.925 are known by hand."""
+    import numpy as np
+
+    from safecity.identity.openset import Searches
+
+    searches = Searches(
+        mated=4,
+        nonmated=4,
+        gallery_size=2,
+        mated_hits=np.array([0.90, 0.93, 0.95]),  # one mated search missed at rank 1
+        nonmated_top=np.array([0.94, 0.80, 0.70, 0.60]),
+        impostor_tail=np.array([0.94, 0.80, 0.70, 0.60, 0.50]),
+        impostors=8,
+    )
+    return {
+        "protocol": "openset-1n",
+        "images": "lfw-dev/images",
+        "gallery_size": 2,
+        "mated": 4,
+        "nonmated": 4,
+        "fpir_targets": [0.1, 0.01, 0.001],
+        "embedders": {"dlib": {"searches": searches.to_dict()}},
+    }
+
+
+def test_dpia_open_set_section_without_an_evaluation(store: Store, clock, scene, tmp_path):
+    report = gather_dpia(store, _config(tmp_path), evaluations_home=tmp_path, clock=clock)
+    os_ = report.open_set
+    assert os_ is not None and not os_.evaluated
+    assert os_.problem.startswith("no open-set evaluation on record: run safecity eval identify")
+    assert {w.name: w.persons for w in os_.watchlists} == {"missing-children": 1, "wanted": 1}
+    assert os_.searchable_persons == 2 and os_.estimated_fpir_all is None
+    html = render_dpia_html(report)
+    assert 'id="open-set"' in html and 'id="what-n-means"' in html
+    assert "grows" in html and "no open-set evaluation on record" in html
+
+
+def test_dpia_open_set_figures_at_the_configured_threshold(store, clock, scene, tmp_path):
+    from safecity.identity.watchlists import get_watchlist
+
+    # A person enrolled only under another embedder: on the list, never matched with dlib.
+    add_person(store, get_watchlist(store, "wanted").id, "Ann Other", [unit(9)], embedder="x")
+    save_evaluation(_identify_record(), home=tmp_path, clock=clock, kind="identify")
+    report = gather_dpia(store, _config(tmp_path), evaluations_home=tmp_path, clock=clock)
+    os_ = report.open_set
+    assert os_.evaluated and os_.problem == "" and os_.threshold == 0.925
+    assert (os_.fnir_at_threshold, os_.fpir_at_threshold) == (0.5, 0.25)  # by hand
+    assert os_.rank1 == 0.75 and os_.fmr_at_threshold == 1 / 8
+    sizes = {w.name: w for w in os_.watchlists}
+    assert sizes["wanted"].persons == 2 and sizes["wanted"].without_template == 1
+    # N = 1 on each list (Ann Other cannot match), 2 together: 1 − (7/8)^N.
+    assert sizes["wanted"].estimated_fpir == pytest.approx(1 / 8)
+    assert os_.searchable_persons == 2
+    assert os_.estimated_fpir_all == pytest.approx(1 - (7 / 8) ** 2)
+    html = render_dpia_html(report)
+    assert 'id="open-set-fnir">50.00 %<' in html and 'id="open-set-fpir">25.00 %<' in html
+    assert 'id="open-set-fpir-all">23.438 %<' in html
+    assert 'id="open-set-gap"' in html and "safecity watchlist reembed" in html
+    assert "Estimate, not a measurement" in html
+    assert report.to_dict()["open_set"]["searchable_persons"] == 2

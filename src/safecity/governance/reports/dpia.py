@@ -39,6 +39,7 @@ from safecity.governance.reports.common import (
     union_seconds,
     use_spans,
 )
+from safecity.governance.reports.openset import OpenSetFigures, gather_open_set
 from safecity.governance.reports.transparency import RETENTION_RUN, MatchFigures
 from safecity.identity.watchlists import list_watchlists
 from safecity.store.cameras import list_cameras
@@ -182,6 +183,7 @@ class DpiaReport:
     audit_ok: bool
     audit_summary: str
     required_confirmations: int
+    open_set: OpenSetFigures | None = None  # 1:N figures (safecity eval identify)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -242,6 +244,7 @@ def gather_dpia(
         audit_ok=audit_ok,
         audit_summary=audit_summary,
         required_confirmations=config.review.required_confirmations,
+        open_set=gather_open_set(store, config, evaluations_home, clock),
     )
 
 
