@@ -411,25 +411,24 @@ class IdentifyReport:
             f"  non-mated searches  {self.nonmated} (persons with one image)",
         ]
         for r in self.results:
-            nf = r.no_face_gallery + r.no_face_mated + r.no_face_nonmated
             lines.append(f"  {r.embedder}")
-            lines.append(f"    rank-1            {100 * r.searches.rank1:.2f} %")
+            lines.append(f"    {'rank-1':<22}{100 * r.searches.rank1:.2f} %")
             for p in r.points():
                 thr = "—" if p["threshold"] is None else f"{p['threshold']:.4f}"
+                label = f"FNIR @ FPIR {100 * p['fpir_target']:g} %"
                 lines.append(
-                    f"    FNIR @ FPIR {100 * p['fpir_target']:g} %".ljust(24)
-                    + f"{100 * p['fnir']:.2f} %  (threshold {thr}, FPIR reached "
-                    f"{100 * p['fpir']:.2f} %)"
+                    f"    {label:<22}{100 * p['fnir']:.2f} %  (threshold {thr}, "
+                    f"FPIR there {100 * p['fpir']:.2f} %)"
                 )
             for p in r.at_threshold:
+                label = f"at threshold {p['threshold']:.4f}"
                 lines.append(
-                    f"    at threshold {p['threshold']:.4f}".ljust(24)
-                    + f"FNIR {100 * (p['fnir'] or 0):.2f} %, FPIR {100 * (p['fpir'] or 0):.2f} %"
+                    f"    {label:<22}FNIR {100 * (p['fnir'] or 0):.2f} %, "
+                    f"FPIR {100 * (p['fpir'] or 0):.2f} %"
                 )
             lines.append(
-                f"    no face found     {nf} image(s): gallery {r.no_face_gallery}, mated "
-                f"{r.no_face_mated} (counted as misses), non-mated {r.no_face_nonmated} "
-                "(counted as no alarm)"
+                f"    {'no face found':<22}gallery {r.no_face_gallery}, mated "
+                f"{r.no_face_mated} (misses), non-mated {r.no_face_nonmated} (no alarm)"
             )
         for name, why in self.skipped.items():
             lines.append(f"  {name}: not evaluated ({why})")
@@ -640,7 +639,7 @@ def plot_det(path: Path, results: Sequence[EmbedderResult], title: str) -> None:
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("FPIR (share of non-mated searches that alarm)")
     ax.set_ylabel("FNIR (share of mated searches missed)")
-    ax.set_title(f"Open-set 1:N, {Path(title).name}", fontsize=10)
+    ax.set_title(f"Open-set 1:N, {'/'.join(Path(title).parts[-2:])}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
