@@ -204,6 +204,115 @@ def test_kalman_prediction_bridges_a_fast_mover_across_a_gap() -> None:
     assert ids == [1] * 13
 
 
+# -- low frame rates: the distance gate and the appearance cue ---------------------------
+def _ids_along(tracker: Tracker, frames: list[tuple[float, list[tuple]]], images=None) -> list:
+    """The track ids of each frame's active tracks, in detection order of that frame."""
+    out = []
+    for k, (pts, rows) in enumerate(frames):
+        image = None if images is None else images[k]
+        active = tracker.update(dets(*rows), pts, image=image).active
+        by_box = {tuple(np.round(t.box, 1)): t.track_id for t in active}
+        out.append([by_box.get(tuple(np.round(np.array(r[:4], np.float32), 1))) for r in rows])
+    return out
+
+
+def test_a_walker_who_stops_across_two_missed_detections_keeps_his_id() -> None:
+    # 5 fps: 20 px per analysed frame with a 40 px wide box, then two frames without
+    # a detection (0.6 s between sightings) in which he stops to a stroll. The Kalman
+    # prediction runs some 45 px ahead of him: no overlap, but he is under half a
+    # height from it, inside the gate (0.5 + 1.0 per second unseen × 0.6 s).
+    xs = [100 + 20 * k for k in range(10)] + [None, None] + [290 + 4 * k for k in range(5)]
+    frames = [
+        (k / 5, [] if x is None else [(x, 100, x + 40, 200, 0.9, PERSON)]) for k, x in enumerate(xs)
+    ]
+    ids = [row for row in _ids_along(Tracker(TrackerConfig(), fps=5), frames) if row]
+    assert ids[2:] == [[1]] * (len(ids) - 2)
+    # Control: by overlap alone (no gate) he is taken for someone new.
+    no_gate = Tracker(TrackerConfig(gate_heights=0), fps=5)
+    ids = [row for row in _ids_along(no_gate, frames) if row]
+    assert ids[2:10] == [[1]] * 8 and ids[-1] == [2]
+
+
+def test_a_fast_walker_at_5_fps_gets_a_track_at_all() -> None:
+    # 30 px per analysed frame with a 40 px wide box: consecutive boxes overlap by
+    # IoU 0.14 only, so by overlap alone his tentative track never got confirmed.
+    frames = [(k / 5, [(100 + 30 * k, 100, 140 + 30 * k, 200, 0.9, PERSON)]) for k in range(8)]
+    ids = [i for row in _ids_along(Tracker(TrackerConfig(), fps=5), frames) for i in row]
+    assert ids == [None, None] + [1] * 6
+    no_gate = Tracker(TrackerConfig(gate_heights=0), fps=5)
+    assert {i for row in _ids_along(no_gate, frames) for i in row} == {None}
+
+
+def _scene(people: list[tuple[tuple, tuple, tuple]]) -> np.ndarray:
+    """A grey 640×360 frame with a person per (box, torso colour, legs colour) drawn in."""
+    import cv2
+
+    image = np.full((360, 640, 3), 128, np.uint8)
+    for (x1, y1, x2, y2), torso, legs in people:
+        x1, y1, x2, y2 = map(int, (x1, y1, x2, y2))
+        cv2.rectangle(image, (x1 + 12, y1), (x2 - 12, y1 + 20), (60, 80, 120), -1)  # head
+        cv2.rectangle(image, (x1 + 4, y1 + 20), (x2 - 4, y1 + 55), torso, -1)
+        cv2.rectangle(image, (x1 + 8, y1 + 55), (x2 - 8, y2), legs, -1)
+    return image
+
+
+RED, BLUE, BLACK, GREY = (30, 30, 200), (200, 60, 30), (20, 20, 20), (150, 150, 150)
+
+
+def _meeting() -> tuple[list, list]:
+    """Two people walk towards each other at 5 fps, meet, are lost to the detector for
+    two frames while they stand together, and walk back the way they came."""
+    a = [100 + 20 * k for k in range(6)] + [200, 200] + [200 - 20 * k for k in range(1, 6)]
+    b = [320 - 20 * k for k in range(6)] + [220, 220] + [220 + 20 * k for k in range(1, 6)]
+    frames, images = [], []
+    for k, (xa, xb) in enumerate(zip(a, b, strict=True)):
+        box_a, box_b = (xa, 100, xa + 40, 200), (xb, 100, xb + 40, 200)
+        hidden = k in (6, 7)
+        frames.append((k / 5, [] if hidden else [(*box_a, 0.9, PERSON), (*box_b, 0.85, PERSON)]))
+        images.append(_scene([(box_a, RED, BLACK), (box_b, BLUE, GREY)]))
+    return frames, images
+
+
+def test_two_people_who_meet_and_turn_back_keep_their_ids_by_their_colours() -> None:
+    frames, images = _meeting()
+    seen = _ids_along(Tracker(TrackerConfig(), fps=5), frames, images)
+    after = [row for row in seen[8:] if row]
+    assert seen[5] == [1, 2]  # red is 1, blue is 2 before they meet
+    assert after == [[1, 2]] * 5
+    # Control: by motion alone each one's old velocity carries him on through the
+    # other, and the ids swap.
+    seen = _ids_along(Tracker(TrackerConfig(), fps=5), frames)
+    assert seen[5] == [1, 2] and seen[-1] == [2, 1]
+
+
+def test_a_stranger_where_someone_was_lost_gets_a_new_id_when_colours_differ() -> None:
+    # The red walker goes behind something; a second later someone in blue steps
+    # out 40 px from where he was last seen: near enough for the gate, not him.
+    frames, images = [], []
+    for k in range(6):
+        box = (100 + 10 * k, 100, 140 + 10 * k, 200)
+        frames.append((k / 5, [(*box, 0.9, PERSON)]))
+        images.append(_scene([(box, RED, BLACK)]))
+    for k in range(6, 11):
+        frames.append((k / 5, []))
+        images.append(_scene([]))
+    for k in range(11, 15):
+        box = (190 + 5 * (k - 11), 100, 230 + 5 * (k - 11), 200)
+        frames.append((k / 5, [(*box, 0.9, PERSON)]))
+        images.append(_scene([(box, BLUE, GREY)]))
+    seen = _ids_along(Tracker(TrackerConfig(), fps=5), frames, images)
+    assert seen[5] == [1] and seen[-1] == [2]
+    # Without the frame only motion speaks, and it says "the same person".
+    seen = _ids_along(Tracker(TrackerConfig(), fps=5), frames)
+    assert seen[-1] == [1]
+
+
+def test_appearance_off_by_config_is_motion_only() -> None:
+    frames, images = _meeting()
+    seen = _ids_along(Tracker(TrackerConfig(appearance_min=0), fps=5), frames, images)
+    assert seen[-1] == [2, 1]
+
+
 # -- real video with the real detector ---------------------------------------------------
 @pytest.mark.slow
 def test_people_on_the_campus_video_keep_their_ids(data_dir) -> None:

@@ -421,9 +421,12 @@ class Tracker:
                     [t.appearance if t.appearance is not None else looks[0] for t in tracks]
                 )
                 similar = reid.similarity(own[:, None, :], looks[det_idx][None, :, :])
-                # Colours veto only continuations that overlap too little to be
-                # sure by motion: crops of people in a group mix their colours.
-                alike = ~known[:, None] | (similar >= cfg.appearance_min) | (iou >= min_iou)
+                # Colours veto every re-link of a lost track and every continuation
+                # by the gate alone; not a track seen at the last update that
+                # overlaps: crops of people in a group mix their colours.
+                present = np.array([t.present for t in tracks])[:, None]
+                sure = present & (iou >= min_iou)
+                alike = ~known[:, None] | (similar >= cfg.appearance_min) | sure
                 allowed_pairs &= alike
                 gain += np.where(
                     known[:, None], _APPEARANCE_WEIGHT * (similar - cfg.appearance_min), 0.0
