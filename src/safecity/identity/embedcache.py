@@ -156,13 +156,14 @@ def embed_folder(
     progress: bool = True,
     cache_dir: Path | None = None,
     use_cache: bool = True,
+    cache_name: str | None = None,
 ) -> dict[str, np.ndarray | None]:
     """Vectors of ``images/<relative>`` with the embedder ``kind``; cached ones are not redone.
 
-    New vectors are added to the cache (``use_cache=False``: neither read nor
-    written). ``workers`` processes embed (default: up to 2; 1: in this process).
+    New vectors are added to the cache ``<cache_name or kind>.npz`` (``use_cache=False``:
+    neither read nor written). ``workers`` processes embed (default: up to 2; 1: here).
     """
-    path = cache_path(kind, cache_dir)
+    path = cache_path(cache_name or kind, cache_dir)
     cached = load_cache(path) if use_cache else {}
     todo = [r for r in relative if r not in cached]
     workers = workers or min(2, os.cpu_count() or 1)

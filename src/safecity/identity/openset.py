@@ -559,59 +559,107 @@ def embedder_specs(
     """The specs of the embedder ``kinds`` this installation has, and why the others are not.
 
     A single embedder's vectors come from :func:`safecity.identity.embedcache.embed_folder`
-    (cached per embedder name) and are compared by cosine. ``fused`` needs the
-    fusion of :mod:`safecity.vision.embedder` (see :func:`_fused_spec`).
+    (cached per embedder); the fused one's are made from the dlib and FaceRes
+    vectors of the same images (``fuse_vectors``), not embedded again. Scores are
+    the matcher's own (:func:`score_function`): cosine, or the fused score.
     """
     from pydantic import ValidationError
 
     from safecity.config import EmbedderConfig
     from safecity.errors import SafecityError
     from safecity.identity.embedcache import embed_folder
-    from safecity.vision.embedder import embedder_name
+    from safecity.vision.embedder import embedder_name, make_embedder
 
+    options = dict(workers=workers, progress=progress, cache_dir=cache_dir, use_cache=use_cache)
     specs: list[EmbedderSpec] = []
     skipped: dict[str, str] = {}
     for kind in dict.fromkeys(kinds):
         try:
             config = EmbedderConfig(kind=kind)
             name = embedder_name(config)
+            make_embedder(config)  # loads its models: a missing one is said now, not later
+            score = score_function(name)
         except ValidationError:
             skipped[kind] = "this installation has no such embedder"
             continue
         except SafecityError as error:
             skipped[kind] = str(error)
             continue
-        fused = _fused_spec(config, name, images, workers, progress, cache_dir, use_cache)
-        if fused is not None:
-            specs.append(fused)
-            continue
+        parts = _fused_parts(config)
+        if parts:
 
-        def vectors(paths: Sequence[str], kind: str = kind) -> Mapping[str, np.ndarray | None]:
-            return embed_folder(
-                images,
-                paths,
-                kind,
-                workers=workers,
-                progress=progress,
-                cache_dir=cache_dir,
-                use_cache=use_cache,
-            )
+            def vectors(paths: Sequence[str], parts=parts) -> dict[str, np.ndarray | None]:
+                from safecity.vision.embedder import fuse_vectors
 
-        specs.append(EmbedderSpec(name, vectors))
+                each = [embed_folder(images, paths, k, cache_name=c, **options) for k, c in parts]
+                return {
+                    p: None
+                    if any(e[p] is None for e in each)
+                    else fuse_vectors(*(e[p] for e in each))
+                    for p in paths
+                }
+
+        else:
+
+            def vectors(
+                paths: Sequence[str], kind=kind, name=name
+            ) -> Mapping[str, np.ndarray | None]:
+                return embed_folder(
+                    images, paths, kind, cache_name=_cache_name(kind, name), **options
+                )
+
+        specs.append(EmbedderSpec(name, vectors, score))
     return specs, skipped
 
 
-def _fused_spec(
-    config: Any,
-    name: str,
-    images: Path,
-    workers: int | None,
-    progress: bool,
-    cache_dir: Path | None,
-    use_cache: bool,
-) -> EmbedderSpec | None:
-    """The spec of a fused embedder (None: ``config`` is not one)."""
-    return None
+def _cache_name(kind: str, name: str) -> str:
+    """The cache file of one embedder.
+
+    FaceRes vectors depend on the calibration's mean descriptor and flip setting:
+    their cache is named after a digest of those, so a new calibration never
+    reads vectors made under another.
+    """
+    if kind != "faceres":
+        return name
+    import hashlib
+
+    try:
+        from safecity.identity.calibration import load_calibration
+    except ImportError:
+        return name
+    cal = load_calibration()
+    digest = hashlib.sha256(np.asarray(cal.faceres_mean, "<f4").tobytes())
+    digest.update(b"flip" if cal.faceres_flip else b"")
+    return f"faceres@{digest.hexdigest()[:12]}"
+
+
+def _fused_parts(config: Any) -> list[tuple[str, str]]:
+    """For a fused embedder, its parts as (kind, cache name); empty for a single one."""
+    if config.kind != "fused":
+        return []
+    from safecity.identity.calibration import FUSED_PARTS
+
+    return [(k, _cache_name(k, k)) for k in FUSED_PARTS]
+
+
+def score_function(embedder: str) -> ScoreFunction:
+    """The matcher's score of probes against gallery rows for templates named ``embedder``.
+
+    The cosine for a single embedder, the fused score for a fused one (when the
+    matcher has :func:`~safecity.identity.matcher.scoring_for`).
+    """
+    try:
+        from safecity.identity.matcher import scoring_for
+    except ImportError:
+        return cosine_scores
+
+    def score(probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+        scoring = scoring_for(embedder, int(np.asarray(gallery).shape[1]))
+        rows = scoring.gallery_rows(np.asarray(gallery, np.float32)).astype(np.float64)
+        probe = scoring.probe_row(np.asarray(probes, np.float32)).astype(np.float64)
+        return probe @ rows.T - scoring.offset
+
+    return score
 
 
 def plot_det(path: Path, results: Sequence[EmbedderResult], title: str) -> None:
