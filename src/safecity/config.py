@@ -211,20 +211,35 @@ class FacesConfig(_Section):
 
 
 class EmbedderConfig(_Section):
-    kind: Literal["dlib", "arcface"] = "dlib"
+    # dlib: dlib's ResNet (128-d); faceres: HSE FaceRes (1024-d); fused: both, scored
+    # w·z_dlib + (1 − w)·z_faceres with constants fitted on LFW pairsDevTrain
+    # (safecity/identity/calibration/); arcface: a user's own ONNX (model_path).
+    kind: Literal["dlib", "faceres", "fused", "arcface"] = "dlib"
     model_path: Path | None = Field(None, description="own ArcFace ONNX file")
 
 
 class MatcherConfig(_Section):
-    # Measured on LFW pairsDevTrain.txt (dlib ResNet, YuNet + dlib 5-point alignment,
-    # safecity.identity.lfw): FAR <= 1e-3 there starts at cosine 0.923 (TAR 95.3 %);
+    # None: the configured embedder's calibrated default, resolved in one place,
+    # safecity.identity.matcher.matcher_settings. dlib's is cosine 0.925: measured on
+    # LFW pairsDevTrain.txt (dlib ResNet, YuNet + dlib 5-point alignment,
+    # safecity.identity.lfw), FAR <= 1e-3 there starts at cosine 0.923 (TAR 95.3 %);
     # rounded up to 0.925 (1 of 1100 impostor pairs accepted, TAR 94.1 %). The
     # accuracy-optimal 0.907 (98.95 %) lets 1.1 % of impostors through. dlib's
     # "euclidean < 0.6" is ~0.91 in cosine: its raw vectors have norm ~1.4, not 1.
-    threshold: float = Field(
-        0.925, ge=-1, le=1, description="cosine similarity at or above which a face matches"
+    # faceres and fused follow the same rule (calibration file); the fused score is
+    # not a cosine (it counts impostor standard deviations), hence no upper bound of 1.
+    threshold: float | None = Field(
+        None,
+        ge=-1,
+        description="score at or above which a face matches (cosine for dlib, faceres and "
+        "arcface; the fused score for fused); unset: the embedder's calibrated default",
     )
-    margin: float = Field(0.02, ge=0, le=2, description="required lead over the next person")
+    margin: float | None = Field(
+        None,
+        ge=0,
+        description="required lead over the next person, in the same units; unset: the "
+        "embedder's calibrated default (dlib 0.02)",
+    )
 
 
 class CameraConfig(_Section):

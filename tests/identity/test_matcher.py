@@ -8,11 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from safecity.config import MatcherConfig
-from safecity.identity.matcher import FaissMatcher, GalleryEntry
+from safecity.config import MatcherConfig, SafecityConfig
+from safecity.identity.matcher import FaissMatcher, GalleryEntry, Scoring, matcher_settings
 from safecity.vision.embedder import DlibEmbedder
 from safecity.vision.faces import FaceDetector
 
+# dlib's calibrated default (matcher.threshold unset): cosine 0.925.
+THRESHOLD = matcher_settings(SafecityConfig())[0]
 OBAMA = GalleryEntry(1, "Barack Obama", 10, "test-list")
 BIDEN = GalleryEntry(2, "Joe Biden", 10, "test-list")
 
@@ -50,12 +52,12 @@ def test_margin_refuses_a_probe_close_to_two_people(vec):
     # scores 0.97 and 0.95 against them; a 0.05 margin must refuse to pick one.
     twin = GalleryEntry(3, "Look-alike", 10, "test-list")
     gallery = np.stack([vec["obama"], vec["obama2"]])
-    strict = FaissMatcher(MatcherConfig().threshold, margin=0.05)
+    strict = FaissMatcher(THRESHOLD, margin=0.05)
     strict.build(gallery, [OBAMA, twin])
     lead = abs(float(vec["obama3"] @ vec["obama"]) - float(vec["obama3"] @ vec["obama2"]))
     assert lead < 0.05
     assert strict.match(vec["obama3"]) is None
-    lenient = FaissMatcher(MatcherConfig().threshold, margin=0.0)
+    lenient = FaissMatcher(THRESHOLD, margin=0.0)
     lenient.build(gallery, [OBAMA, twin])
     assert lenient.match(vec["obama3"]).margin == pytest.approx(lead, abs=1e-5)
 
@@ -99,3 +101,27 @@ def test_empty_gallery_and_bad_input():
     m.build(np.ones((1, 128), np.float32), [OBAMA])
     with pytest.raises(ValueError):
         m.match(np.ones(64, np.float32))
+
+
+def test_unset_config_means_dlibs_calibrated_default():
+    m = FaissMatcher.from_config(MatcherConfig())
+    assert (m.threshold, m.margin) == (0.925, 0.02)
+    m = FaissMatcher.from_config(SafecityConfig())
+    assert m.embedder == "dlib" and (m.threshold, m.margin) == (0.925, 0.02)
+
+
+def test_rows_are_normalised_per_part(vec):
+    # Two parts of different lengths: each part is made unit on its own, so a template
+    # whose second part was stored at 10x scale scores as if it were unit.
+    scoring = Scoring("two", (128, 128), (0.5, 0.5), 0.0)
+    template = np.concatenate([vec["obama"], 10 * vec["obama2"]])
+    probe = np.concatenate([vec["obama3"], vec["obama3"]])
+    m = FaissMatcher(-1.0, 0.0, scoring=scoring)
+    m.build(template[None], [OBAMA])
+    expected = 0.5 * float(vec["obama3"] @ vec["obama"]) + 0.5 * float(
+        vec["obama3"] @ vec["obama2"]
+    )
+    assert m.match(probe).score == pytest.approx(expected, abs=1e-5)
+    # Whole-row normalisation would have given mostly the second part's cosine.
+    whole = template / np.linalg.norm(template)
+    assert abs(float(whole @ (probe / np.linalg.norm(probe))) - expected) > 1e-3

@@ -10,8 +10,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from safecity.config import EmbedderConfig, FacesConfig, MatcherConfig
+from safecity.config import EmbedderConfig, FacesConfig, SafecityConfig
 from safecity.errors import ConfigError
+from safecity.identity.matcher import matcher_settings
 from safecity.vision.align import ARCFACE_TEMPLATE, DlibAligner, arcface_chip, arcface_matrix
 from safecity.vision.embedder import (
     ArcFaceEmbedder,
@@ -53,14 +54,14 @@ def vectors(portraits: dict, embedder: DlibEmbedder) -> dict[str, np.ndarray]:
 
 
 def test_dlib_vectors_are_unit_float32(vectors, embedder):
-    assert isinstance(embedder, Embedder)
+    assert isinstance(embedder, Embedder) and embedder.parts == (128,)
     for v in vectors.values():
         assert v.shape == (128,) and v.dtype == np.float32
         assert float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_obama_photos_match_each_other_and_biden_matches_none(vectors):
-    threshold = MatcherConfig().threshold
+    threshold, _ = matcher_settings(SafecityConfig())  # dlib's default, cosine 0.925
     obamas = ["obama", "obama2", "obama3"]
     for i, a in enumerate(obamas):
         for b in obamas[i + 1 :]:
@@ -153,7 +154,7 @@ def test_arcface_embedder_feeds_the_model_as_arcface_expects(tmp_path, portraits
     path = tmp_path / "arcface.onnx"
     weight = _arcface_stub(path, nhwc)
     emb = ArcFaceEmbedder(path)
-    assert emb.nhwc is nhwc and emb.dim == 512
+    assert emb.nhwc is nhwc and emb.dim == 512 and emb.parts == (512,)
     image, face = portraits["obama"]
     vector = emb.embed(image, face)
     assert vector.shape == (512,) and vector.dtype == np.float32

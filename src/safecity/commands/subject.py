@@ -58,6 +58,8 @@ def find_cmd(
         )
     if export is not None and export.suffix.lower() not in (".html", ".htm", ".json"):
         raise SubjectError(f"cannot export to {export}: name a .html or .json file")
+    from safecity.identity.matcher import matcher_settings
+
     config = state.config()
     store = state.store()
     actor = state.actor()
@@ -67,7 +69,7 @@ def find_cmd(
         request_ref=ref,
         detector=FaceDetector(config.faces),
         embedder=make_embedder(config.embedder),
-        threshold=config.matcher.threshold,
+        threshold=matcher_settings(config)[0],
         by=actor,
     )
     if not found.found:

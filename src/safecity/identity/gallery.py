@@ -293,12 +293,13 @@ class GalleryCache:
 
     def _build(self, allowed: frozenset[int]):
         """A matcher over the allowed watchlists' templates; None when they hold none."""
-        from safecity.identity.matcher import FaissMatcher
+        from safecity.identity.matcher import FaissMatcher, matcher_settings
 
         rows = [i for i, m in enumerate(self._meta) if m.watchlist_id in allowed]
         if not rows:
             return None
-        matcher = FaissMatcher(self.config.matcher.threshold, self.config.matcher.margin)
+        threshold, margin = matcher_settings(self.config)
+        matcher = FaissMatcher(threshold, margin, embedder=self.embedder)
         matcher.build(self._vectors[rows], [self._meta[i] for i in rows])
         return matcher
 

@@ -2,8 +2,15 @@
 
 - :class:`DlibEmbedder` (default): dlib's ResNet, 128-d, fed a chip from
   :class:`~safecity.vision.align.DlibAligner`.
+- :class:`~safecity.vision.faceres.FaceResEmbedder` (``faceres``): HSE FaceRes, 1024-d.
+- :class:`FusedEmbedder` (``fused``): both of the above in one vector, compared by
+  the fused score of :mod:`safecity.identity.matcher` (not by a plain cosine).
 - :class:`ArcFaceEmbedder`: a user's own ArcFace ONNX (112x112 RGB,
   ``(x-127.5)/127.5``, NCHW or NHWC input, one 512-d (any size) output).
+
+Every embedder has ``parts``: the sizes of the unit-length sub-vectors its vector
+is made of, in order (``(dim,)`` for a single embedder). Whoever averages or
+compares vectors does it per part.
 
 >>> emb = make_embedder(EmbedderConfig())                 # doctest: +SKIP
 >>> v = emb.embed(image_bgr, face)                        # doctest: +SKIP
@@ -33,6 +40,7 @@ class Embedder(Protocol):
 
     name: str
     dim: int
+    parts: tuple[int, ...]  # sizes of the unit-norm sub-vectors, summing to dim
 
     def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
         """float32 ``(dim,)`` vector of L2 norm 1."""
@@ -55,6 +63,7 @@ class DlibEmbedder:
 
     name = "dlib"
     dim = 128
+    parts = (128,)
 
     def __init__(self, resnet_model: Path | None = None, shape_model: Path | None = None) -> None:
         import dlib
@@ -121,6 +130,7 @@ class ArcFaceEmbedder:
         out = self.session.get_outputs()[0].shape
         last = out[-1] if out else None
         self.dim = int(last) if isinstance(last, int) else int(self._probe_dim())
+        self.parts = (self.dim,)
 
     def _probe_dim(self) -> int:
         blank = np.zeros((ARCFACE_SIZE, ARCFACE_SIZE, 3), np.uint8)
@@ -135,6 +145,60 @@ class ArcFaceEmbedder:
     def embed_chip(self, chip_bgr: np.ndarray) -> np.ndarray:
         """Vector of an already aligned 112x112 BGR chip."""
         return l2_normalise(self._run(arcface_blob(chip_bgr, self.nhwc)))
+
+
+class FusedEmbedder:
+    """dlib and FaceRes in one vector: ``[dlib (128) | faceres (1024)] / sqrt(2)``.
+
+    Each part is a unit vector, and the whole is scaled by 1/sqrt(2) so that it is
+    a unit vector too (enrolment checks that). A stored template therefore holds
+    both embeddings. Two fused vectors are compared part by part: the fused
+    score w·z_dlib + (1 − w)·z_faceres (:mod:`safecity.identity.matcher`), never
+    the plain cosine of the whole. ``name`` is the calibration's version
+    (``dlib+faceres-1``): the FaceRes mean descriptor lives there, so new
+    calibration constants mean new vectors, stored under a new name.
+
+    >>> emb = FusedEmbedder()                                 # doctest: +SKIP
+    >>> v = emb.embed(image_bgr, face); emb.parts, v.shape    # doctest: +SKIP
+    ((128, 1024), (1152,))
+    """
+
+    def __init__(self, dlib: DlibEmbedder | None = None, faceres=None) -> None:
+        from safecity.identity.calibration import FUSED_NAME
+        from safecity.vision.faceres import FaceResEmbedder
+
+        self.dlib = dlib or DlibEmbedder()
+        self.faceres = faceres or FaceResEmbedder()
+        self.name = FUSED_NAME
+        self.parts = (self.dlib.dim, self.faceres.dim)
+        self.dim = sum(self.parts)
+
+    def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
+        return fuse_vectors(self.dlib.embed(image_bgr, face), self.faceres.embed(image_bgr, face))
+
+
+def fuse_vectors(*parts: np.ndarray) -> np.ndarray:
+    """Unit parts → one unit vector: each part normalised, all scaled by 1/sqrt(n).
+
+    >>> v = fuse_vectors(np.array([3.0, 4.0]), np.array([0.0, 2.0, 0.0]))
+    >>> [round(float(x), 3) for x in v], round(float(v @ v), 3)
+    ([0.424, 0.566, 0.0, 0.707, 0.0], 1.0)
+    """
+    units = [l2_normalise(p) for p in parts]
+    return (np.concatenate(units) / np.sqrt(len(units))).astype(np.float32)
+
+
+def split_parts(vector: np.ndarray, parts: tuple[int, ...]) -> list[np.ndarray]:
+    """The unit sub-vectors of ``vector`` (each re-normalised), by ``parts``.
+
+    >>> [p.tolist() for p in split_parts(np.array([0.6, 0.8, 0.0, 2.0]), (2, 2))]
+    [[0.6000000238418579, 0.800000011920929], [0.0, 1.0]]
+    """
+    v = np.asarray(vector, np.float32).reshape(-1)
+    if sum(parts) != v.size:
+        raise ValueError(f"a vector of {v.size} values does not split into parts {parts}")
+    bounds = np.cumsum((0, *parts))
+    return [l2_normalise(v[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 @functools.lru_cache(maxsize=16)
@@ -161,20 +225,35 @@ def embedder_name(config: EmbedderConfig | None = None) -> str:
 
     >>> embedder_name(EmbedderConfig())
     'dlib'
+    >>> embedder_name(EmbedderConfig(kind="fused"))
+    'dlib+faceres-1'
     """
     config = config or EmbedderConfig()
     if config.kind == "dlib":
         return DlibEmbedder.name
+    if config.kind == "faceres":
+        return "faceres"
+    if config.kind == "fused":
+        from safecity.identity.calibration import FUSED_NAME
+
+        return FUSED_NAME
     if config.model_path is None:
         raise ConfigError("embedder.kind 'arcface' needs embedder.model_path (an ONNX file)")
     return arcface_name(config.model_path)
 
 
 def make_embedder(config: EmbedderConfig | None = None) -> Embedder:
-    """The embedder the config names (``dlib`` default, ``arcface`` with ``model_path``)."""
+    """The embedder the config names: ``dlib`` (default), ``faceres``, ``fused``, or
+    ``arcface`` with ``model_path``."""
     config = config or EmbedderConfig()
     if config.kind == "dlib":
         return DlibEmbedder()
+    if config.kind == "faceres":
+        from safecity.vision.faceres import FaceResEmbedder
+
+        return FaceResEmbedder()
+    if config.kind == "fused":
+        return FusedEmbedder()
     if config.model_path is None:
         raise ConfigError("embedder.kind 'arcface' needs embedder.model_path (an ONNX file)")
     return ArcFaceEmbedder(config.model_path)

@@ -441,7 +441,9 @@ def _retention(
 
 
 def _accuracy(config: SafecityConfig, home: Path | None, observed: MatchFigures) -> AccuracyFigures:
-    threshold, margin = config.matcher.threshold, config.matcher.margin
+    from safecity.identity.matcher import matcher_settings
+
+    threshold, margin = matcher_settings(config)
     empty = dict.fromkeys(
         (
             "evaluated_at",
