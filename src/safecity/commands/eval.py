@@ -19,15 +19,37 @@ def eval_lfw(
     images: Annotated[Path, typer.Option(help="folder of Name/Name_NNNN.jpg")],
     train: Annotated[Path | None, typer.Option(help="pairsDevTrain.txt (dev format)")] = None,
     roc: Annotated[Path, typer.Option(help="ROC plot PNG")] = Path("lfw-roc.png"),
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="folder of embedding caches (<channel>.npz, reused and updated)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
-    """Face verification accuracy on LFW (every pair counted; no-face images are errors)."""
+    """Face verification accuracy on LFW of dlib, FaceRes and both fused (every pair counted;
+    no-face images are errors). The headline figures are the configured embedder's."""
     from safecity.governance.accuracy import save_evaluation
-    from safecity.identity.lfw import evaluate_lfw
+    from safecity.identity.lfw import EMBEDDERS, evaluate_lfw
+    from safecity.identity.matcher import matcher_settings
 
-    threshold = state.config().matcher.threshold
+    config = state.config()
+    kind = config.embedder.kind
+    if kind not in EMBEDDERS:
+        from safecity.errors import ConfigError
+
+        raise ConfigError(
+            f"safecity eval lfw measures {', '.join(EMBEDDERS)}; the configured embedder is "
+            f"'{kind}' (configure embedder.kind dlib, faceres or fused)"
+        )
+    threshold, _ = matcher_settings(config)
     report = evaluate_lfw(
-        pairs, images, train, roc, progress=not as_json, operating_thresholds=(threshold,)
+        pairs,
+        images,
+        train,
+        roc,
+        progress=not as_json,
+        operating_thresholds=(threshold,),
+        embedder=kind,
+        cache=cache,
     )
     saved = save_evaluation(report.to_dict())  # the DPIA's accuracy section reads it
     if as_json:
@@ -35,6 +57,38 @@ def eval_lfw(
     else:
         out.print(report.format())
         out.print(f"saved for the DPIA: {saved}")
+
+
+@app.command("fit-fusion")
+def eval_fit_fusion(
+    train: Annotated[Path, typer.Option(help="pairsDevTrain.txt (never the test pairs)")],
+    images: Annotated[Path, typer.Option(help="folder of Name/Name_NNNN.jpg")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="calibration JSON to write (default: print it)"),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="folder of embedding caches (<channel>.npz, reused and updated)"),
+    ] = None,
+) -> None:
+    """Fit the dlib + FaceRes fusion (FaceRes mean, mirror averaging, z-statistics, weight,
+    default thresholds) on LFW training pairs; the packaged calibration file is its output."""
+    from safecity.identity.calibration import save_calibration
+    from safecity.identity.lfw import fit_lfw_calibration
+
+    calibration = fit_lfw_calibration(train, images, cache=cache, progress=True)
+    if out_file is None:
+        print(json.dumps(calibration.to_dict(), indent=1, sort_keys=True))
+        return
+    saved = save_calibration(calibration, out_file)
+    w = calibration.weights
+    out.print(
+        f"{calibration.name}: w_dlib {w[0]:.2f}, w_faceres {w[1]:.2f}, FaceRes mirror "
+        f"{'on' if calibration.faceres_flip else 'off'}; thresholds "
+        + ", ".join(f"{k} {v:g}" for k, v in calibration.thresholds.items())
+        + f"; written to {saved}"
+    )
 
 
 @app.command("identify")
@@ -104,5 +158,7 @@ def eval_identify(
 
 
 def _configured_threshold(config) -> float:
-    """The threshold the matcher uses now."""
-    return float(config.matcher.threshold)
+    """The threshold the matcher uses now (set, or the embedder's calibrated default)."""
+    from safecity.identity.matcher import matcher_settings
+
+    return matcher_settings(config)[0]
