@@ -240,6 +240,17 @@ class MatcherConfig(_Section):
         description="required lead over the next person, in the same units; unset: the "
         "embedder's calibrated default (dlib 0.02)",
     )
+    # Instead of threshold: a target open-set false-alarm rate, turned into the score
+    # at which the configured embedder reached it in the saved safecity eval identify.
+    fpir: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="target FPIR (share of searches for people on no list that raise an "
+        "alarm, e.g. 0.01); the threshold is read from the saved 'safecity eval identify' "
+        "of the configured embedder, for a list the size of that evaluation's gallery; "
+        "give this or threshold, not both",
+    )
 
 
 class CameraConfig(_Section):

@@ -152,6 +152,28 @@ def test_fpir_resolves_to_a_threshold_from_the_saved_evaluation(searches, tmp_pa
         threshold_for_fpir(0.01, "dlib", home=tmp_path)
 
 
+def test_matcher_fpir_becomes_the_matcher_threshold(searches, tmp_path, monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from safecity.config import MatcherConfig, SafecityConfig
+    from safecity.identity.matcher import matcher_settings
+
+    monkeypatch.setenv("SAFECITY_HOME", str(tmp_path))  # where evaluations are saved
+    config = SafecityConfig(matcher={"fpir": 0.25})
+    with pytest.raises(EvaluationError, match="run safecity eval identify .* embedder dlib"):
+        matcher_settings(config)
+    report = {"protocol": "openset-1n", "embedders": {"dlib": {"searches": searches.to_dict()}}}
+    save_evaluation(report, kind="identify")
+    threshold, margin = matcher_settings(config)
+    assert 0.6 < threshold < 0.6 + 1e-9 and margin == 0.02  # dlib's calibrated margin
+    config.matcher.fpir = 0.5
+    assert 0.4 < matcher_settings(config)[0] < 0.4 + 1e-9
+    with pytest.raises(ConfigError, match="not both"):
+        matcher_settings(SafecityConfig(matcher={"fpir": 0.25, "threshold": 0.9}))
+    with pytest.raises(ValidationError):
+        MatcherConfig(fpir=1.5)
+
+
 # --------------------------------------------------------------------------- real data
 
 

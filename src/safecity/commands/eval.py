@@ -145,7 +145,8 @@ def eval_identify(
         raise ConfigError(
             "no embedder to evaluate: " + "; ".join(f"{k}: {why}" for k, why in skipped.items())
         )
-    thresholds = {embedder_name(config.embedder): [_configured_threshold(config)]}
+    configured = _configured_threshold(config)
+    thresholds = {embedder_name(config.embedder): [] if configured is None else [configured]}
     report = evaluate_identify(
         images, specs, thresholds=thresholds, det_png=det_curve, skipped=skipped
     )
@@ -157,8 +158,16 @@ def eval_identify(
         out.print(f"saved for the DPIA and matcher.fpir: {saved}")
 
 
-def _configured_threshold(config) -> float:
-    """The threshold the matcher uses now (set, or the embedder's calibrated default)."""
+def _configured_threshold(config) -> float | None:
+    """The threshold the matcher uses now (set, or the embedder's calibrated default).
+
+    None when it cannot be resolved yet: matcher.fpir before any identify
+    evaluation is saved (this command is what saves one).
+    """
+    from safecity.errors import SafecityError
     from safecity.identity.matcher import matcher_settings
 
-    return matcher_settings(config)[0]
+    try:
+        return matcher_settings(config)[0]
+    except SafecityError:
+        return None

@@ -147,6 +147,11 @@ def matcher_settings(config: SafecityConfig) -> tuple[float, float]:
     ``matcher.threshold``/``matcher.margin`` when set; otherwise the configured
     embedder's calibrated default (dlib: cosine 0.925 and 0.02). A user's ArcFace
     model has no calibration, so it needs ``matcher.threshold`` set.
+    ``matcher.fpir`` (instead of ``threshold``) is a target open-set false-alarm
+    rate: the threshold is the score at which the configured embedder reached it
+    in the saved ``safecity eval identify``
+    (:func:`safecity.governance.accuracy.threshold_for_fpir`); an error saying
+    which command to run when none is saved for that embedder.
 
     >>> matcher_settings(SafecityConfig())
     (0.925, 0.02)
@@ -156,6 +161,15 @@ def matcher_settings(config: SafecityConfig) -> tuple[float, float]:
 
     kind = config.embedder.kind
     threshold, margin = config.matcher.threshold, config.matcher.margin
+    if config.matcher.fpir is not None:
+        from safecity.governance.accuracy import threshold_for_fpir
+
+        if threshold is not None:
+            raise ConfigError(
+                "give matcher.threshold or matcher.fpir, not both: fpir is turned into a "
+                "threshold from the saved identification evaluation"
+            )
+        threshold = threshold_for_fpir(config.matcher.fpir, embedder_name(config.embedder))
     if kind == "arcface":
         if threshold is None:
             raise ConfigError(
