@@ -145,8 +145,14 @@ def eval_identify(
         raise ConfigError(
             "no embedder to evaluate: " + "; ".join(f"{k}: {why}" for k, why in skipped.items())
         )
+    # Each embedder at its calibrated default threshold, and the configured one at the
+    # threshold the matcher uses now.
+    thresholds = {spec.name: _calibrated_threshold(spec.name) for spec in specs}
     configured = _configured_threshold(config)
-    thresholds = {embedder_name(config.embedder): [] if configured is None else [configured]}
+    if configured is not None:
+        mine = thresholds.setdefault(embedder_name(config.embedder), [])
+        if all(abs(t - configured) > 1e-9 for t in mine):
+            mine.append(configured)
     report = evaluate_identify(
         images, specs, thresholds=thresholds, det_png=det_curve, skipped=skipped
     )
@@ -156,6 +162,17 @@ def eval_identify(
     else:
         out.print(report.format())
         out.print(f"saved for the DPIA and matcher.fpir: {saved}")
+
+
+def _calibrated_threshold(embedder: str) -> list[float]:
+    """The calibrated default threshold of ``embedder``, if it has one."""
+    from safecity.errors import SafecityError
+    from safecity.identity.calibration import load_calibration
+
+    try:
+        return [load_calibration().threshold(embedder)]
+    except SafecityError:
+        return []
 
 
 def _configured_threshold(config) -> float | None:
