@@ -4,8 +4,8 @@ Not a learned re-identification model: two small HSV histograms of the box
 (torso and legs, the central part of the width, where the background shows
 least), enough to tell the red jacket from the black coat when motion alone is
 ambiguous (two people crossing, someone re-appearing from behind a sign). The
-descriptor is deterministic, 56 floats, and costs some tens of
-microseconds per box.
+descriptor is deterministic, 56 floats; on the pedestrians clip it adds about
+1 ms per analysed frame to the tracker (some 10 boxes).
 
 Colours are binned in two ways: a pixel that is dark or grey (low value or low
 saturation) has no meaningful hue and goes to one of a few brightness bins;
