@@ -9,6 +9,7 @@ where this version has it, to show a re-embedded person is found again.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -223,3 +224,6 @@ def test_watchlist_list_shows_the_gap_and_reembed_command_exits_1(
     assert "'Joe Biden' on 'missing': photo" in done.stdout and "Traceback" not in done.stderr
     listed = run("watchlist", "list")
     assert "1 enrolled person(s) have no template" in listed.stdout
+    (row,) = json.loads(run("watchlist", "list", "--json").stdout)
+    assert row["name"] == "missing" and row["persons"] == 2
+    assert row["persons_without_template"] == 1 and row["embedder"].startswith("arcface-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,6 @@ from safecity.commands.common import (
     jsonable,
     out,
     parse_time,
-    print_json_rows,
     state,
 )
 
@@ -102,8 +102,6 @@ def watchlist_remove_person(
 @app.command("list")
 def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List watchlists with their authorisation and whether it is valid now."""
-    from dataclasses import asdict
-
     from safecity.identity.reembed import persons_without_templates
     from safecity.identity.watchlists import list_watchlists
     from safecity.vision.embedder import embedder_name
@@ -114,16 +112,11 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     # Persons without a template of the configured embedder are never matched.
     missing = persons_without_templates(store, embedder)
     if as_json:
-        print_json_rows(
-            [
-                {
-                    **asdict(r),
-                    "embedder": embedder,
-                    "persons_without_template": missing.get(r.id, 0),
-                }
-                for r in rows
-            ]
-        )
+        rows_out = [
+            {**jsonable(r), "embedder": embedder, "persons_without_template": missing.get(r.id, 0)}
+            for r in rows
+        ]
+        print(json.dumps(rows_out, default=str))
         return
     table = Table(
         "name",
