@@ -171,3 +171,21 @@ def test_make_embedder_by_config(tmp_path):
     assert embedder_name(EmbedderConfig()) == "dlib"
     with pytest.raises(ConfigError):
         make_embedder(EmbedderConfig(kind="arcface"))
+
+
+def test_dlib_mirror_averaging(portraits):
+    # The fused embedder may average dlib's vectors of a photo and its mirror image
+    # (calibration's fused.dlib_flip); a mirrored photo then gives nearly the same vector.
+    from safecity.vision.embedder import mirror
+
+    image, face = portraits["obama"]
+    mirrored, mface = mirror(image, face)
+    assert np.array_equal(mirrored[:, ::-1], image)
+    # The person's right eye is image-left in both: landmarks are re-ordered, not just moved.
+    assert mface.landmarks[0, 0] < mface.landmarks[1, 0]
+    flipped = DlibEmbedder(flip=True)
+    plain = DlibEmbedder()
+    with_flip = float(flipped.embed(image, face) @ flipped.embed(mirrored, mface))
+    without = float(plain.embed(image, face) @ plain.embed(mirrored, mface))
+    assert with_flip > 0.99 and 1 - with_flip < (1 - without) / 2, (with_flip, without)
+    assert float(np.linalg.norm(flipped.embed(image, face))) == pytest.approx(1.0, abs=1e-5)

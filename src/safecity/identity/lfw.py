@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -164,14 +164,9 @@ def embed_lfw_channels(
     if "dlib" in channels:
         out["dlib"] = _embedder("dlib").embed(image, face)
     if "dlib-flip" in channels:
-        w = image.shape[1]
-        x1, y1, x2, y2 = face.box
-        box = np.array([w - x2, y1, w - x1, y2], np.float32)
-        marks = face.landmarks.copy()
-        marks[:, 0] = w - marks[:, 0]
-        marks = marks[[1, 0, 2, 4, 3]]  # the person's right eye is image-left again
-        mirrored = replace(face, box=box, landmarks=marks)
-        out["dlib-flip"] = _embedder("dlib").embed(np.ascontiguousarray(image[:, ::-1]), mirrored)
+        from safecity.vision.embedder import mirror
+
+        out["dlib-flip"] = _embedder("dlib").embed(*mirror(image, face))
     if "faceres-raw" in channels or "faceres-raw-flip" in channels:
         from safecity.vision.faceres import faceres_crop
 
@@ -390,7 +385,7 @@ def _plot_roc(
 #: The embedders ``safecity eval lfw`` reports, by their ``embedder.kind`` (the fused
 #: one is stored as :data:`~safecity.identity.calibration.FUSED_NAME`).
 EMBEDDERS = ("dlib", "faceres", "fused")
-FIT_CHANNELS = ("dlib", "faceres-raw", "faceres-raw-flip")
+FIT_CHANNELS = ("dlib", "dlib-flip", "faceres-raw", "faceres-raw-flip")
 _WEIGHT_STEP = 0.01
 
 
@@ -473,22 +468,33 @@ def fit_fusion(
         }  # fmt: skip
     flip = (tried[True][2], tried[True][3]) > (tried[False][2], tried[False][3])
     mean, faceres_scores = tried[flip][0], tried[flip][1]
-    cos = {"dlib": pair_scores(train, dlib), "faceres": faceres_scores}
-    mu, sigma = {}, {}
-    for part in FUSED_PARTS:
-        mu[part], sigma[part] = _impostor_stats(cos[part], same)
-    # The weight: the best training accuracy over a grid; ties → the middle one.
-    grid = np.round(np.arange(0.0, 1.0 + 1e-9, _WEIGHT_STEP), 4)
-    accs = []
-    for w in grid:
-        cal = Calibration(FUSED_NAME, mean, flip, mu, sigma, (float(w), float(1 - w)), {}, {})
-        fs = fused_scores(cos, cal)
-        accs.append(accuracy(fs, same, best_threshold(fs, same)))
-    best = np.flatnonzero(np.array(accs) == max(accs))
-    w = float(grid[best[len(best) // 2]])
-    weights = (w, round(1.0 - w, 4))
-    draft = Calibration(FUSED_NAME, mean, flip, mu, sigma, weights, {}, {})
-    fused = fused_scores(cos, draft)
+    dlib_alone = pair_scores(train, dlib)
+    # The fused vector's dlib part with and without mirror averaging: keep it if it pays.
+    fits = {}
+    for dlib_flip in (False, True):
+        part = dlib_alone if not dlib_flip else pair_scores(train, _dlib_flipped(channels, names))
+        cos = {"dlib": part, "faceres": faceres_scores}
+        mu, sigma = {}, {}
+        for p in FUSED_PARTS:
+            mu[p], sigma[p] = _impostor_stats(cos[p], same)
+        # The weight: the best training accuracy over a grid; ties → the middle one.
+        grid = np.round(np.arange(0.0, 1.0 + 1e-9, _WEIGHT_STEP), 4)
+        accs = []
+        for w in grid:
+            cal = Calibration(FUSED_NAME, mean, flip, mu, sigma, (float(w), float(1 - w)), {}, {})
+            fs = fused_scores(cos, cal)
+            accs.append(accuracy(fs, same, best_threshold(fs, same)))
+        best = np.flatnonzero(np.array(accs) == max(accs))
+        w = float(grid[best[len(best) // 2]])
+        weights = (w, round(1.0 - w, 4))
+        draft = Calibration(FUSED_NAME, mean, flip, mu, sigma, weights, {}, {})
+        fused = fused_scores(cos, draft)
+        fits[dlib_flip] = (max(accs), tar_at_far(fused, same)[0], cos, mu, sigma, weights, fused)
+        figures[f"fused_train_dlib_{'flip' if dlib_flip else 'plain'}"] = {
+            "accuracy": fits[dlib_flip][0], "tar_at_far": fits[dlib_flip][1]
+        }  # fmt: skip
+    dlib_flip = fits[True][:2] > fits[False][:2]
+    _, _, cos, mu, sigma, weights, fused = fits[dlib_flip]
     # Default thresholds: FAR <= 1e-3 on these pairs, rounded UP (FAR stays <= 1e-3).
     # dlib keeps its documented 0.925 (config.py explains it: the same rule).
     thresholds = {
@@ -503,7 +509,7 @@ def fit_fusion(
         "faceres": round(DLIB_MARGIN * sigma["faceres"] / sigma["dlib"], 4),
         FUSED_NAME: round(DLIB_MARGIN / sigma["dlib"], 3),
     }
-    for name, sc in (("dlib", cos["dlib"]), ("faceres", cos["faceres"]), (FUSED_NAME, fused)):
+    for name, sc in (("dlib", dlib_alone), ("faceres", cos["faceres"]), (FUSED_NAME, fused)):
         t = best_threshold(sc, same)
         figures[name] = {
             "train_accuracy": accuracy(sc, same, t),
@@ -529,7 +535,21 @@ def fit_fusion(
         margins,
         fitted_on,
         figures,
+        dlib_flip,
     )
+
+
+def _dlib_flipped(channels: dict, names: Sequence[str]) -> dict[str, np.ndarray | None]:
+    """dlib vectors averaged with their mirror image's (unit), as DlibEmbedder(flip=True)."""
+    out: dict[str, np.ndarray | None] = {}
+    for n in names:
+        a, b = channels["dlib"][n], channels["dlib-flip"][n]
+        if a is None or b is None:
+            out[n] = None
+        else:
+            v = np.asarray(a, np.float32) + np.asarray(b, np.float32)
+            out[n] = v / float(np.linalg.norm(v))
+    return out
 
 
 def _subset(channels: dict, names: Sequence[str]) -> dict:
@@ -542,13 +562,13 @@ def embedder_scores(
     """Score per pair of each embedder of :data:`EMBEDDERS` (cosine; fused: z-score sum)."""
     names = _names(pairs)
     sub = _subset(channels, names)
-    cos = {
-        "dlib": pair_scores(pairs, sub["dlib"]),
-        "faceres": pair_scores(
-            pairs, faceres_vectors(sub, calibration.faceres_mean, calibration.faceres_flip)
-        ),
-    }
-    return {**cos, "fused": fused_scores(cos, calibration)}
+    dlib = pair_scores(pairs, sub["dlib"])
+    faceres = pair_scores(
+        pairs, faceres_vectors(sub, calibration.faceres_mean, calibration.faceres_flip)
+    )
+    part = pair_scores(pairs, _dlib_flipped(sub, names)) if calibration.dlib_flip else dlib
+    fused = fused_scores({"dlib": part, "faceres": faceres}, calibration)
+    return {"dlib": dlib, "faceres": faceres, "fused": fused}
 
 
 # --------------------------------------------------------------------------- report
@@ -640,7 +660,8 @@ class LfwReport:
             w = self.fusion["weights"]
             lines.append(
                 f"  fusion              w_dlib {w[0]:.2f}, w_faceres {w[1]:.2f} (z-scores over "
-                f"impostor pairs), FaceRes mirror averaging "
+                f"impostor pairs), mirror averaging: dlib part "
+                f"{'on' if self.fusion.get('dlib_flip') else 'off'}, FaceRes "
                 f"{'on' if self.fusion['faceres_flip'] else 'off'}; fitted on the training pairs"
             )
         return lines
@@ -825,6 +846,7 @@ def evaluate_lfw(
             "mu": calibration.mu,
             "sigma": calibration.sigma,
             "faceres_flip": calibration.faceres_flip,
+            "dlib_flip": calibration.dlib_flip,
             "fitted_on": calibration.fitted_on,
             "figures": calibration.figures,
         },

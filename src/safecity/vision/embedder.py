@@ -65,7 +65,14 @@ class DlibEmbedder:
     dim = 128
     parts = (128,)
 
-    def __init__(self, resnet_model: Path | None = None, shape_model: Path | None = None) -> None:
+    def __init__(
+        self,
+        resnet_model: Path | None = None,
+        shape_model: Path | None = None,
+        flip: bool = False,
+    ) -> None:
+        """``flip``: average with the mirror image's vector (only inside the fused
+        embedder, whose name covers it; plain ``dlib`` templates never are)."""
         import dlib
 
         if resnet_model is None:
@@ -77,6 +84,7 @@ class DlibEmbedder:
         except RuntimeError as exc:
             raise ModelError(f"cannot load dlib face model {resnet_model}: {exc}") from None
         self.aligner = DlibAligner(shape_model)
+        self.flip = bool(flip)
         # dlib's network keeps its layer outputs inside the object and is not
         # documented as thread-safe; camera threads share this one, so take turns
         # (the binding seems to hold the GIL anyway, so this costs nothing).
@@ -84,13 +92,36 @@ class DlibEmbedder:
 
     def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
         with self._lock:
-            chip = self.aligner.chip(image_bgr, face)
-            return self.embed_chip(chip)
+            vector = self.embed_chip(self.aligner.chip(image_bgr, face))
+            if not self.flip:
+                return vector
+            mirrored, mface = mirror(image_bgr, face)
+            return l2_normalise(vector + self.embed_chip(self.aligner.chip(mirrored, mface)))
 
     def embed_chip(self, chip_rgb: np.ndarray) -> np.ndarray:
         """Vector of an already aligned 150x150 RGB chip."""
         with self._lock:
             return l2_normalise(np.asarray(self._net.compute_face_descriptor(chip_rgb)))
+
+
+def mirror(image_bgr: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
+    """The image flipped left-right and the same face in it (box and landmarks).
+
+    >>> img = np.zeros((10, 20, 3), np.uint8)
+    >>> f = Face(np.array([2, 1, 6, 5], np.float32), np.zeros((5, 2), np.float32), 0.9)
+    >>> mirror(img, f)[1].box.tolist()
+    [14.0, 1.0, 18.0, 5.0]
+    """
+    from dataclasses import replace
+
+    w = image_bgr.shape[1]
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    marks = np.asarray(face.landmarks, np.float32).copy()
+    marks[:, 0] = w - marks[:, 0]
+    # The person's right eye and mouth corner are image-left again after the flip.
+    marks = marks[[1, 0, 2, 4, 3]]
+    box = np.array([w - x2, y1, w - x1, y2], np.float32)
+    return np.ascontiguousarray(image_bgr[:, ::-1]), replace(face, box=box, landmarks=marks)
 
 
 def arcface_blob(chip_bgr: np.ndarray, nhwc: bool = False) -> np.ndarray:
@@ -164,10 +195,10 @@ class FusedEmbedder:
     """
 
     def __init__(self, dlib: DlibEmbedder | None = None, faceres=None) -> None:
-        from safecity.identity.calibration import FUSED_NAME
+        from safecity.identity.calibration import FUSED_NAME, load_calibration
         from safecity.vision.faceres import FaceResEmbedder
 
-        self.dlib = dlib or DlibEmbedder()
+        self.dlib = dlib or DlibEmbedder(flip=load_calibration().dlib_flip)
         self.faceres = faceres or FaceResEmbedder()
         self.name = FUSED_NAME
         self.parts = (self.dlib.dim, self.faceres.dim)

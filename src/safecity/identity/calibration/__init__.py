@@ -11,6 +11,8 @@ module) holds everything fitted on LFW's ``pairsDevTrain.txt`` (never on
   embedder's cosine over the training **impostor** pairs (z = (cos − mu) / sigma
   counts how far above a typical stranger a score lies);
 - ``fused.weights``: ``w`` and ``1 − w`` of ``w·z_dlib + (1 − w)·z_faceres``;
+  ``fused.dlib_flip``: whether the fused vector's dlib part is mirror-averaged
+  (``mu``/``sigma`` of dlib then describe that part; dlib alone never is);
 - ``thresholds`` and ``margins``: the default matcher settings of each embedder
   (``dlib`` and ``faceres`` in cosine, the fused one in its own score units).
 
@@ -53,6 +55,9 @@ class Calibration:
     margins: dict[str, float]
     fitted_on: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
+    # dlib's part of the fused vector averages the photo's and its mirror image's
+    # vectors (dlib alone never does: its stored "dlib" templates stay as they are).
+    dlib_flip: bool = False
 
     def threshold(self, embedder: str) -> float:
         """Default matcher threshold of ``embedder`` (its own score units)."""
@@ -93,7 +98,11 @@ class Calibration:
             },
             "zscore_pairs": "impostor",
             "embedders": {p: {"mu": self.mu[p], "sigma": self.sigma[p]} for p in FUSED_PARTS},
-            "fused": {"parts": list(FUSED_PARTS), "weights": list(self.weights)},
+            "fused": {
+                "parts": list(FUSED_PARTS),
+                "weights": list(self.weights),
+                "dlib_flip": self.dlib_flip,
+            },
             "thresholds": self.thresholds,
             "margins": self.margins,
             "figures": self.figures,
@@ -114,6 +123,7 @@ class Calibration:
                 margins={k: float(v) for k, v in data["margins"].items()},
                 fitted_on=dict(data.get("fitted_on", {})),
                 figures=dict(data.get("figures", {})),
+                dlib_flip=bool(data["fused"].get("dlib_flip", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{where} is not a safecity calibration file ({exc!r})") from None
