@@ -10,11 +10,17 @@ Two pairs-file formats are read:
   the accuracy reported on ``pairs``.
 
 Lines are ``Name i j`` (same) or ``Name1 i Name2 j`` (different); image i of Name
-is ``images/Name/Name_000i.jpg``. Each image is embedded once (YuNet, the face
-nearest the centre; dlib alignment and ResNet). An image without a face is not
-skipped: every pair that uses it counts as an error for accuracy, and as a
-rejection for the ROC (no face, no match). Results on LFW do not show fitness
-for any operational use.
+is ``images/Name/Name_000i.jpg``. Each image is read once (YuNet, the face
+nearest the centre) and embedded once per channel (:data:`CHANNELS`: dlib, dlib
+of the mirror image, FaceRes raw descriptors of the crop and its mirror); with a
+cache folder the vectors are kept (:mod:`safecity.identity.embedcache`'s layout).
+Three embedders are measured from them: dlib, FaceRes and the fused score, whose
+constants (:func:`fit_fusion`) come from the training pairs only: ``train`` for
+the development view, the other nine folds for each fold of View 2. The packaged
+calibration is :func:`fit_fusion` on ``pairsDevTrain.txt`` (``safecity eval
+fit-fusion``). An image without a face is not skipped: every pair that uses it
+counts as an error for accuracy, and as a rejection for the ROC (no face, no
+match). Results on LFW do not show fitness for any operational use.
 
 >>> report = evaluate_lfw(Path("pairsDevTest.txt"), Path("images"),  # doctest: +SKIP
 ...                       Path("pairsDevTrain.txt"), Path("roc.png"), progress=False)
