@@ -165,7 +165,8 @@ class TrackIdentity:
     """Up to ``k`` best faces of one track, by quality; the track's identity is the
     match of their quality-weighted aggregate, backed by a quality-weighted
     majority of them (:meth:`decide`), so one blurred or misread frame neither
-    makes nor breaks a match.
+    makes nor breaks a match. (The pipeline keeps a track's best decision: a later
+    set of faces that no longer matches does not withdraw it.)
 
     The aggregate is re-normalised per part (``parts``: lengths of the unit-norm
     sub-vectors an embedder concatenates, e.g. ``(128, 1024)`` for dlib + FaceRes),
@@ -497,33 +498,27 @@ class CameraPipeline:
         )
         state.embeds += 1
         match = state.identity.decide(matcher)
-        previous = state.match
-        if match is None:
-            if previous is not None:
-                log.info(
-                    "camera %s track %d: candidate match of person %d withdrawn: the "
-                    "track's best faces no longer match",
-                    self.camera,
-                    track.track_id,
-                    previous.person_id,
-                )
-            state.match = state.match_snapshot = state.match_face = None
+        # The track keeps its best decision: a match made on its best faces stands
+        # when later faces of another pose no longer reach the threshold on their
+        # own (arcade clip: the red-haired man's three-quarter views score 0.86-0.90
+        # against his frontal template, and YuNet's quality ranks them above his
+        # frontal faces, so they push those out of the best K).
+        if match is None or (state.match is not None and match.score <= state.match.score):
             return
         best = state.identity.evidence_for(match.person_id)
         state.match = match
         state.match_snapshot, state.match_face = best.snapshot, best.face_box
-        if previous is None or previous.person_id != match.person_id:
-            log.info(
-                "camera %s track %d: CANDIDATE match of person %d on %s (%.3f, from %d "
-                "face(s)); not confirmed until %d reviewers agree",
-                self.camera,
-                track.track_id,
-                match.person_id,
-                match.watchlist_name,
-                match.score,
-                len(state.identity.best),
-                self.config.review.required_confirmations,
-            )
+        log.info(
+            "camera %s track %d: CANDIDATE match of person %d on %s (%.3f, from %d face(s)); "
+            "not confirmed until %d reviewers agree",
+            self.camera,
+            track.track_id,
+            match.person_id,
+            match.watchlist_name,
+            match.score,
+            len(state.identity.best),
+            self.config.review.required_confirmations,
+        )
 
     # -- snapshots ---------------------------------------------------------------
     def _snapshot(
