@@ -86,6 +86,14 @@ def seated_run(data_dir, seated_store, config, stages, tmp_path_factory, e2e):
         embedded.append((centre, np.array(vector, np.float32)))
         return vector
 
+    claims: list[list[tuple[int, tuple[float, ...]]]] = []  # per analysed frame
+
+    def record(result):
+        if result.analysed:
+            claims.append(
+                [(v.track.track_id, tuple(v.face.box.tolist())) for v in result.tracks if v.face]
+            )
+
     embedder.embed = recording
     try:
         report = analyze_one(
@@ -95,14 +103,15 @@ def seated_run(data_dir, seated_store, config, stages, tmp_path_factory, e2e):
             write=StoreSink(seated_store, ManualClock(e2e.now)).write_many,
             matcher_for=GalleryCache(seated_store, config).matcher_for,
             start_time=e2e.now,
+            on_frame=record,
         )
     finally:
         embedder.embed = original
-    return report, embedded
+    return report, embedded, claims
 
 
 def test_two_people_two_events_one_face_only(seated_run):
-    report, _ = seated_run
+    report, _, _ = seated_run
     events = report.events
     assert [e.label for e in events] == ["person", "person"], [
         (e.track_id, e.label, e.face_only) for e in events
@@ -118,8 +127,23 @@ def test_two_people_two_events_one_face_only(seated_run):
     assert all((e.ended_at - e.started_at).total_seconds() > 3 for e in events)
 
 
+def test_no_face_is_claimed_twice(seated_run):
+    """A face-only track and a person track never both claim one face."""
+    _, _, claims = seated_run
+    assert len(claims) >= 40
+    both = 0
+    for frame_claims in claims:
+        boxes = [box for _, box in frame_claims]
+        assert len(boxes) == len(set(boxes)), frame_claims
+        ids = [track_id for track_id, _ in frame_claims]
+        both += any(i >= FACE_TRACK_ID_BASE for i in ids) and any(
+            i < FACE_TRACK_ID_BASE for i in ids
+        )
+    assert both >= 30  # most frames hold both kinds of track, each with its own face
+
+
 def test_both_faces_are_embedded(seated_run):
-    _, embedded = seated_run
+    _, embedded, _ = seated_run
     xs = [float(centre[0]) for centre, _ in embedded]
     assert any(x < MIDDLE_X for x in xs), xs  # the woman's
     assert any(x > MIDDLE_X for x in xs), xs  # the man's, whom the detector never saw
@@ -128,7 +152,7 @@ def test_both_faces_are_embedded(seated_run):
 
 
 def test_the_man_is_identified_and_the_woman_is_not(seated_run, seated_store):
-    report, _ = seated_run
+    report, _, _ = seated_run
     rows = list_events(seated_store, camera="seated", limit=100)
     assert len(rows) == 2
     matched = [r for r in rows if r.person_id is not None]
@@ -170,7 +194,7 @@ def test_no_probe_vector_is_written(seated_run, seated_store):
     """Invariant 2, face-only tracks included: no computed vector is in any file."""
     from safecity.store.schema import Template
 
-    _, embedded = seated_run
+    _, embedded, _ = seated_run
     store = seated_store
     with store.transaction() as session:
         templates = [np.frombuffer(t.vector, "<f4") for t in session.query(Template).all()]
