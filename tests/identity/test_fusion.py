@@ -152,7 +152,7 @@ def test_portraits_obama_matches_biden_does_not(portraits):
 def test_mismatched_embedder_is_refused_clearly(portraits, data_dir):
     matcher = FaissMatcher(3.0, 0.1, embedder=FUSED_NAME)
     matcher.build(portraits["obama"][None], [GalleryEntry(1, "Obama", 1, "l")])
-    with pytest.raises(EmbedderMismatchError, match="'dlib'.*'dlib\\+faceres-1'"):
+    with pytest.raises(EmbedderMismatchError, match="'dlib'.*'dlib\\+faceres-2'"):
         matcher.match(portraits["obama2"], embedder="dlib")
     dlib_probe = portraits["obama2"][:128] * np.sqrt(2)  # a 128-d dlib vector
     with pytest.raises(EmbedderMismatchError, match="different embedders"):

@@ -166,7 +166,7 @@ def test_lfw_dev_accuracy(data_dir, tmp_path):
     assert per["dlib"]["accuracy"] == report.accuracy
     assert per["faceres"]["accuracy"] >= 0.975
     # Measured: dlib 98.70 %, faceres 98.20 %, fused 99.20 % (8 wrong; TAR at FAR 1e-3:
-    # 88.8, 91.4, 97.6 %), fusion fitted on the training pairs (dlib+faceres-1.json:
+    # 88.8, 91.4, 97.6 %), fusion fitted on the training pairs (dlib+faceres-2.json:
     # w_dlib 0.77, the dlib part mirror-averaged).
     assert per["fused"]["accuracy"] >= 0.992 > per["dlib"]["accuracy"]
     assert per["fused"]["tar_at_far"] > max(per["dlib"]["tar_at_far"], per["faceres"]["tar_at_far"])

@@ -102,7 +102,7 @@ class Scoring:
 def scoring_for(embedder: str, dim: int) -> Scoring:
     """The :class:`Scoring` of templates stored as ``embedder``, ``dim`` values long.
 
-    >>> scoring_for("dlib+faceres-1", 1152).parts
+    >>> scoring_for("dlib+faceres-2", 1152).parts
     (128, 1024)
     >>> scoring_for("dlib", 128).scales
     (1.0,)

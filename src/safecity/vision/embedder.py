@@ -186,7 +186,7 @@ class FusedEmbedder:
     both embeddings. Two fused vectors are compared part by part: the fused
     score w·z_dlib + (1 − w)·z_faceres (:mod:`safecity.identity.matcher`), never
     the plain cosine of the whole. ``name`` is the calibration's version
-    (``dlib+faceres-1``): the FaceRes mean descriptor lives there, so new
+    (``dlib+faceres-2``): the FaceRes mean descriptor lives there, so new
     calibration constants mean new vectors, stored under a new name.
 
     >>> emb = FusedEmbedder()                                 # doctest: +SKIP
@@ -257,7 +257,7 @@ def embedder_name(config: EmbedderConfig | None = None) -> str:
     >>> embedder_name(EmbedderConfig())
     'dlib'
     >>> embedder_name(EmbedderConfig(kind="fused"))
-    'dlib+faceres-1'
+    'dlib+faceres-2'
     """
     config = config or EmbedderConfig()
     if config.kind == "dlib":

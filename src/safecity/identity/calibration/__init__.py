@@ -1,6 +1,6 @@
 """Score calibration of the face embedders, as committed data.
 
-One JSON file per fused embedder version (``dlib+faceres-1.json`` beside this
+One JSON file per fused embedder version (``dlib+faceres-2.json`` beside this
 module) holds everything fitted on LFW's ``pairsDevTrain.txt`` (never on
 ``pairsDevTest.txt``) by ``safecity eval fit-fusion``:
 
@@ -18,7 +18,7 @@ module) holds everything fitted on LFW's ``pairsDevTrain.txt`` (never on
 
 >>> cal = load_calibration()
 >>> cal.name, cal.faceres_mean.shape
-('dlib+faceres-1', (1024,))
+('dlib+faceres-2', (1024,))
 >>> cal.threshold("dlib")
 0.925
 """
@@ -36,8 +36,10 @@ import numpy as np
 
 from safecity.errors import ConfigError
 
-#: The fused embedder version this release ships (the JSON beside this module).
-FUSED_NAME = "dlib+faceres-1"
+#: The fused embedder version this release ships (the JSON beside this module); it
+#: is the name fused templates are stored under, so it changes whenever the vectors
+#: would (-1, never released: the dlib part without mirror averaging).
+FUSED_NAME = "dlib+faceres-2"
 FUSED_PARTS = ("dlib", "faceres")
 
 
@@ -152,7 +154,13 @@ def load_calibration(path: str | None = None) -> Calibration:
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read calibration file {where}: {exc}") from None
-    return Calibration.from_dict(data, str(where))
+    calibration = Calibration.from_dict(data, str(where))
+    if path is None and calibration.name != FUSED_NAME:
+        raise ConfigError(
+            f"{where} calibrates '{calibration.name}', but this release stores fused "
+            f"templates as '{FUSED_NAME}'; the installation is inconsistent"
+        )
+    return calibration
 
 
 def save_calibration(calibration: Calibration, path: Path) -> Path:
