@@ -245,3 +245,32 @@ def test_eval_identify_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "no such folder" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_fused_vectors_of_the_evaluation_are_the_fused_embedders(data_dir, tmp_path) -> None:
+    """The evaluation builds fused vectors from cached parts: they must be what
+    the configured fused embedder makes, or its figures would be another's."""
+    import cv2
+
+    from safecity.identity.openset import embedder_specs
+    from safecity.vision.embedder import FusedEmbedder
+    from safecity.vision.faces import FaceDetector
+
+    images = data_dir / "lfw-dev" / "images"
+    rel = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Abdullah/Abdullah_0002.jpg"]
+    specs, skipped = embedder_specs(
+        ["fused"], images, progress=False, workers=1, cache_dir=tmp_path / "cache"
+    )
+    assert not skipped, skipped
+    vectors = specs[0].vectors(rel)
+    detector, fused = FaceDetector(), FusedEmbedder()
+    assert specs[0].name == fused.name
+    for r in rel:
+        image = cv2.imread(str(images / r))
+        centre = np.array(image.shape[1::-1], np.float32) / 2
+        face = min(
+            detector.detect(image),
+            key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)),
+        )
+        np.testing.assert_allclose(vectors[r], fused.embed(image, face), atol=1e-6)

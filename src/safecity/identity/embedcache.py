@@ -121,7 +121,15 @@ def _init_worker(kind: str) -> None:
     from safecity.vision.embedder import make_embedder
     from safecity.vision.faces import FaceDetector
 
-    _worker = (kind, FaceDetector(), make_embedder(EmbedderConfig(kind=kind)))
+    if kind.startswith("fused."):
+        # One part of the fused embedder, exactly as it embeds inside the fusion
+        # (its dlib part may be mirror-averaged, unlike plain dlib).
+        from safecity.vision.embedder import FusedEmbedder
+
+        embedder = getattr(FusedEmbedder(), kind.split(".", 1)[1])
+    else:
+        embedder = make_embedder(EmbedderConfig(kind=kind))
+    _worker = (kind, FaceDetector(), embedder)
 
 
 def embed_image(path: str, kind: str = "dlib") -> np.ndarray | None:

@@ -636,12 +636,25 @@ def _cache_name(kind: str, name: str) -> str:
 
 
 def _fused_parts(config: Any) -> list[tuple[str, str]]:
-    """For a fused embedder, its parts as (kind, cache name); empty for a single one."""
+    """For a fused embedder, its parts as (embedcache kind, cache name); empty for a single one.
+
+    Each part is embedded as the fused embedder embeds it (``fused.<part>``,
+    cached under the fused version's name), except where that is the very same
+    embedder as a single kind: FaceRes always, dlib when the calibration does
+    not mirror-average it.
+    """
     if config.kind != "fused":
         return []
-    from safecity.identity.calibration import FUSED_PARTS
+    from safecity.identity.calibration import FUSED_NAME, FUSED_PARTS, load_calibration
 
-    return [(k, _cache_name(k, k)) for k in FUSED_PARTS]
+    cal = load_calibration()
+    out = []
+    for part in FUSED_PARTS:
+        if part == "faceres" or (part == "dlib" and not getattr(cal, "dlib_flip", False)):
+            out.append((part, _cache_name(part, part)))
+        else:
+            out.append((f"fused.{part}", f"{FUSED_NAME}.{part}"))
+    return out
 
 
 def score_function(embedder: str) -> ScoreFunction:
