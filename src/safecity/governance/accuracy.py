@@ -181,7 +181,10 @@ def threshold_for_fpir(fpir: float, embedder: str, home: Path | None = None) -> 
     to run, when no identify evaluation of ``embedder`` is saved, or when it has
     too few non-mated searches to measure so low a rate.
     """
-    run = f"run safecity eval identify --images DIR with embedder {embedder}"
+    run = (
+        "run safecity eval identify --images DIR (it evaluates the configured embedder, "
+        f"{embedder})"
+    )
     evaluation = latest_evaluation(home, "identify")
     if evaluation is None:
         raise EvaluationError(
