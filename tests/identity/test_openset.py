@@ -160,7 +160,9 @@ def test_matcher_fpir_becomes_the_matcher_threshold(searches, tmp_path, monkeypa
 
     monkeypatch.setenv("SAFECITY_HOME", str(tmp_path))  # where evaluations are saved
     config = SafecityConfig(matcher={"fpir": 0.25})
-    with pytest.raises(EvaluationError, match="run safecity eval identify .* embedder dlib"):
+    with pytest.raises(
+        EvaluationError, match="run safecity eval identify .* configured embedder, dlib"
+    ):
         matcher_settings(config)
     report = {"protocol": "openset-1n", "embedders": {"dlib": {"searches": searches.to_dict()}}}
     save_evaluation(report, kind="identify")
