@@ -35,7 +35,7 @@ def test_defaults_need_no_file() -> None:
         ("cameras: [{name: a, url: x.mp4}, {name: a, url: y.mp4}]", "repeated: a"),
         ("detector: {classes: [person, unicorn]}", "unicorn"),
         ("cameras: [{name: 'bad name', url: x}]", "cameras.0.name"),
-        ("matcher: {threshold: 3}", "matcher.threshold"),
+        ("matcher: {threshold: [3]}", "matcher.threshold"),
         ("cameras: [\n  - name: a\n   url: b", "not valid YAML"),
     ],
 )

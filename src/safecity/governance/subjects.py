@@ -149,7 +149,7 @@ class WatchlistEntry:
     enrolled_at: datetime
     enrolled_by: str
     templates: int  # face templates stored for this entry (all embedders)
-    best_score: float  # cosine similarity of the probe to the closest template
+    best_score: float  # the matcher's score of the probe on the closest template
     evidence: tuple[MatchEvidence, ...]
 
 
@@ -258,7 +258,14 @@ def _probe(path: Path, detector: FaceFinder, embedder: Embedder) -> tuple[np.nda
 
 
 def _best_scores(store: Store, embedder: str, probe: np.ndarray) -> tuple[dict[int, float], int]:
-    """Best cosine per person over every template of ``embedder``, and the template count."""
+    """Best matcher score per person over every template of ``embedder``, and the template count.
+
+    Scores are the matcher's own (:func:`~safecity.identity.matcher.score_templates`):
+    a cosine for one embedder, the fused z-score for ``dlib+faceres``; the
+    configured threshold is in the same units.
+    """
+    from safecity.identity.matcher import score_templates
+
     vectors, entries = load_templates(store, embedder, None)
     if not entries:
         return {}, 0
@@ -267,19 +274,20 @@ def _best_scores(store: Store, embedder: str, probe: np.ndarray) -> tuple[dict[i
             f"the stored {embedder} templates have {vectors.shape[1]} values, the probe "
             f"{probe.shape[0]}; the database is inconsistent"
         )
-    norms = np.linalg.norm(vectors, axis=1)
-    scores = (vectors @ probe) / np.where(norms > 0, norms, 1.0)
+    scores = score_templates(embedder, vectors, probe)
     best: dict[int, float] = {}
     for entry, score in zip(entries, scores.tolist(), strict=True):
-        best[entry.person_id] = max(score, best.get(entry.person_id, -1.0))
+        best[entry.person_id] = max(score, best.get(entry.person_id, -float("inf")))
     return best, len(entries)
 
 
 def _snapshot_scores(
     store: Store, detector: FaceFinder, embedder: Embedder, probe: np.ndarray
 ) -> dict[int, float]:
-    """Best cosine per template-less person over the faces in their match snapshots."""
+    """Best matcher score per template-less person over the faces in their match snapshots."""
     import cv2
+
+    from safecity.identity.matcher import score_templates
 
     with store.transaction() as session:
         has_template = select(Template.id).where(
@@ -300,10 +308,9 @@ def _snapshot_scores(
             continue
         for face in detector.detect(image):
             vector = np.asarray(embedder.embed(image, face), np.float32).reshape(-1)
-            norm = float(np.linalg.norm(vector))
-            if vector.shape == probe.shape and norm > 0:
-                score = float(vector @ probe) / norm
-                best[person_id] = max(score, best.get(person_id, -1.0))
+            if vector.shape == probe.shape and np.linalg.norm(vector) > 0:
+                score = float(score_templates(embedder.name, vector[None], probe)[0])
+                best[person_id] = max(score, best.get(person_id, -float("inf")))
     return best
 
 
@@ -329,7 +336,7 @@ def find_subject(
     probe, digest = _probe(image, detector, embedder)
     best, compared = _best_scores(store, embedder.name, probe)
     for person_id, score in _snapshot_scores(store, detector, embedder, probe).items():
-        best[person_id] = max(score, best.get(person_id, -1.0))
+        best[person_id] = max(score, best.get(person_id, -float("inf")))
     del probe  # only the scores leave this function
     matched = {pid: score for pid, score in best.items() if score >= threshold}
     now = clock.now()
