@@ -2,8 +2,9 @@
 
 Figures, not assertions: each component runs ``repeats`` times on real frames
 (the 1080p arcade clip for decode, motion and faces; the pedestrians clip for
-the object detector) after a warm-up, and the median and 90th percentile are
-reported with the machine they ran on.
+the object detector; full-frame face detection on the pedestrians, arcade and,
+where the shared test data has it, seated-faces clips) after a warm-up, and the
+median and 90th percentile are reported with the machine they ran on.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def _media(name: str) -> Path:
 
         return fetch_sample("vtest")
     raise SafecityError(f"benchmark video {name} not found; set SAFECITY_TEST_DATA")
+
+
+def _optional_media(name: str) -> Path | None:
+    """A benchmark video that is only in the shared test data; None when absent."""
+    try:
+        return _media(name)
+    except SafecityError:
+        return None
 
 
 def _frames(path: Path, count: int) -> list:
@@ -74,7 +83,7 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
     from safecity.video.source import open_source
     from safecity.vision.detector import ObjectDetector
     from safecity.vision.embedder import make_embedder
-    from safecity.vision.faces import FaceDetector
+    from safecity.vision.faces import FULL_FRAME_SIDE, FaceDetector
 
     arcade = _media("arcade-crowd-1080p.mp4")
     pedestrians = _media("pedestrians-768x576.avi")
@@ -131,6 +140,21 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
             _time(lambda i: faces.detect_in_box(*people[i % len(people)]), repeats),
         )
     )
+    # Full-frame face detection, as the pipeline runs it on every analysed frame
+    # (faces.full_frame): one row per clip, since its cost grows with the frame.
+    clips = [("768x576", small), ("1080p", big)]
+    seated = _optional_media("seated-faces-480x270.gif")
+    if seated is not None:
+        clips.append(("480x270", _frames(seated, 60)))
+    side = min(config.faces.max_side, FULL_FRAME_SIDE)
+    for size, frames in clips:
+        rows.append(
+            _row(
+                f"face detector, full frame (YuNet, {size} at <= {side} px)",
+                "analysed frame",
+                _time(lambda i, fr=frames: faces.detect(fr[i % len(fr)].image, side), repeats),
+            )
+        )
     found = [(img, f) for img, box in people for f in faces.detect_in_box(img, box)]
     if not found:
         raise SafecityError("no face found in the benchmark clip")
