@@ -83,7 +83,7 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
     from safecity.video.source import open_source
     from safecity.vision.detector import ObjectDetector
     from safecity.vision.embedder import make_embedder
-    from safecity.vision.faces import FULL_FRAME_SIDE, FaceDetector
+    from safecity.vision.faces import FaceDetector
 
     arcade = _media("arcade-crowd-1080p.mp4")
     pedestrians = _media("pedestrians-768x576.avi")
@@ -146,7 +146,7 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
     seated = _optional_media("seated-faces-480x270.gif")
     if seated is not None:
         clips.append(("480x270", _frames(seated, 60)))
-    side = min(config.faces.max_side, FULL_FRAME_SIDE)
+    side = min(config.faces.max_side, config.faces.full_frame_side)
     for size, frames in clips:
         rows.append(
             _row(

@@ -205,6 +205,12 @@ class FacesConfig(_Section):
         description="search every face found in the analysed frame, also of people the object "
         "detector missed (tracked as face-only tracks)",
     )
+    full_frame_side: int = Field(
+        960,
+        ge=160,
+        description="long side the whole frame is shrunk to for finding faces outside person "
+        "boxes (faces found there are refined at full resolution)",
+    )
     track_best_k: int = Field(
         5, ge=1, le=20, description="a track is identified from up to this many of its best faces"
     )

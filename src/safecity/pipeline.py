@@ -65,7 +65,9 @@ MatcherProvider = Callable[[str, datetime], "MatcherLike | None"]
 
 
 class MatcherLike(Protocol):
-    def match(self, vector: np.ndarray) -> Match | None: ...
+    def match(self, vector: np.ndarray, embedder: str | None = None) -> Match | None:
+        """``embedder`` names who made ``vector``; a gallery of another embedder refuses it."""
+        ...
 
 
 # Snapshot crops keep some context around the object.
@@ -185,9 +187,10 @@ class TrackIdentity:
     True
     """
 
-    def __init__(self, k: int, parts: tuple[int, ...]) -> None:
+    def __init__(self, k: int, parts: tuple[int, ...], embedder: str | None = None) -> None:
         self.k = int(k)
         self.parts = tuple(int(p) for p in parts)
+        self.embedder = embedder  # checked against the gallery's at every match
         self.best: list[FaceEvidence] = []
 
     def wants(self, quality: float) -> bool:
@@ -213,7 +216,7 @@ class TrackIdentity:
         face_box: np.ndarray | None = None,
     ) -> None:
         """Add one embedded face, noting whom it matches on its own."""
-        alone = matcher.match(vector)
+        alone = matcher.match(vector, self.embedder)
         person_id = None if alone is None else alone.person_id
         self.add(FaceEvidence(quality, vector, person_id, snapshot, face_box))
 
@@ -251,7 +254,7 @@ class TrackIdentity:
         aggregate = self.aggregate()
         if aggregate is None:
             return None
-        match = matcher.match(aggregate)
+        match = matcher.match(aggregate, self.embedder)
         if match is None or self.support(match.person_id) <= MIN_SUPPORT:
             return None
         return match
@@ -326,10 +329,9 @@ class CameraPipeline:
         self._last_analysed_pts: float | None = None
         self.matcher_for = matcher_for
         self._states: dict[int, _TrackState] = {}
-        from safecity.vision.faces import FULL_FRAME_SIDE
-
-        self._face_side = min(config.faces.max_side, FULL_FRAME_SIDE)
+        self._face_side = min(config.faces.max_side, config.faces.full_frame_side)
         self._parts: tuple[int, ...] = ()
+        self._embedder_name = None if stages.embedder is None else stages.embedder.name
         if stages.embedder is not None:
             self._parts = tuple(getattr(stages.embedder, "parts", (stages.embedder.dim,)))
         self.frames_in = 0
@@ -360,7 +362,7 @@ class CameraPipeline:
         # box still counts below for hiding heads.
         keep = detection_mask(detections, self.config.detector)
         tracked = detections if keep.all() else detections[keep]
-        update = self.tracker.update(tracked, frame.pts)
+        update = self.tracker.update(tracked, frame.pts, image=frame.image)
         ended_tracks = list(update.ended)
         people = detections.boxes[detections.class_ids == PERSON]
 
@@ -424,26 +426,35 @@ class CameraPipeline:
     ) -> tuple[dict[int, Face], list[Track], list[Track]]:
         """Faces of this frame by track id, the face-only tracks seen now and those ended.
 
-        With ``faces.full_frame`` the face detector runs once over the whole frame;
-        each face goes to the person track whose head holds it (:func:`fit_faces`),
-        and the faces left over feed the face-only tracker. A face is claimed by one
-        track at most: a person track, or else a face-only track.
+        Person tracks get the best face of their head, searched at full resolution.
+        With ``faces.full_frame`` the face detector also runs once over the whole
+        frame (shrunk to ``faces.full_frame_side``); the faces it finds outside every
+        person's head feed the face-only tracker. A face is claimed by one track at
+        most: a person track, or else a face-only track.
         """
         detector = self.stages.face_detector
         if detector is None:
             return {}, [], []
-        if self.face_tracker is None:
-            return self._faces_for(frame, person_tracks), [], []
-        found = detector.detect(frame.image, max_side=self._face_side)
         persons = [t for t in person_tracks if t.class_id == PERSON]
-        faces, leftover = fit_faces(found, persons, self.config.faces.upper_fraction)
-        # A face in the head of a person track that the detector missed in this frame
-        # only (alive, not seen now) is that person's: a face-only track of it would
-        # make one person two events. It is still hidden in anything stored.
+        # Person tracks: each head searched at full resolution, as without full_frame.
+        faces = self._faces_for(frame, persons)
+        if self.face_tracker is None:
+            return faces, [], []
+        # Everyone else: one search over the whole frame, shrunk to full_frame_side. A
+        # face in the head of a person track (seen now, or missed by the detector in
+        # this frame only) is that person's and left to the search above: a face-only
+        # track of it would make one person two events (and at a shrunk scale YuNet
+        # can read hair as a second face just above the real one). Faces in a head are
+        # still hidden in anything stored.
+        found = detector.detect(frame.image, max_side=self._face_side)
         seen = {t.track_id for t in persons}
-        missed = [t for t in self.tracker.tracks if t.class_id == PERSON and t.track_id not in seen]
-        if missed and leftover:
-            _, leftover = fit_faces(leftover, missed, self.config.faces.upper_fraction)
+        heads = persons + [
+            t for t in self.tracker.tracks if t.class_id == PERSON and t.track_id not in seen
+        ]
+        leftover = [f for f in found if not _in_a_head(f, heads, self.config.faces.upper_fraction)]
+        if max(frame.width, frame.height) > self._face_side:
+            refined = (detector.refine(frame.image, f) for f in leftover)
+            leftover = [f for f in refined if f is not None]
         boxes = np.array([f.box for f in leftover], np.float32).reshape(-1, 4)
         update = self.face_tracker.update(
             Detections(boxes, [f.score for f in leftover], np.full(len(leftover), PERSON)),
@@ -460,8 +471,7 @@ class CameraPipeline:
         return faces, face_tracks, _face_ids(update.ended)
 
     def _faces_for(self, frame: Frame, tracks: list[Track]) -> dict[int, Face]:
-        """Best face inside the upper part of each person box, by quality (used when
-        ``faces.full_frame`` is off: person tracks only)."""
+        """Best face inside the upper part of each person box, by quality."""
         detector = self.stages.face_detector
         if detector is None:
             return {}
@@ -574,7 +584,9 @@ class CameraPipeline:
                 track.label,
                 frame.time,
                 frame.time,
-                identity=TrackIdentity(self.config.faces.track_best_k, self._parts),
+                identity=TrackIdentity(
+                    self.config.faces.track_best_k, self._parts, self._embedder_name
+                ),
                 face_only=track.track_id >= FACE_TRACK_ID_BASE,
             )
             self._states[track.track_id] = state
@@ -656,6 +668,22 @@ class CameraPipeline:
 
 
 # -- pure helpers --------------------------------------------------------------
+def _in_a_head(face: Face, tracks: list[Track], upper_fraction: float) -> bool:
+    """Whether the face's centre lies in the top ``upper_fraction`` of a track's box.
+
+    >>> f = Face(np.array([10, 0, 20, 10], np.float32), np.zeros((5, 2), np.float32), 0.9)
+    >>> t = Track(1, 0, np.array([0, 0, 30, 90], np.float32), 0.9)
+    >>> _in_a_head(f, [t], 0.5), _in_a_head(f, [], 0.5)
+    (True, False)
+    """
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    return any(
+        t.box[0] <= cx <= t.box[2]
+        and t.box[1] <= cy <= t.box[1] + upper_fraction * (t.box[3] - t.box[1])
+        for t in tracks
+    )
+
+
 def _face_ids(tracks: list[Track]) -> list[Track]:
     """Face-only tracker tracks with their ids shifted out of the person tracks' range."""
     return [replace(t, track_id=t.track_id + FACE_TRACK_ID_BASE) for t in tracks]
@@ -674,44 +702,6 @@ def head_and_shoulders(face_box: np.ndarray, width: int, height: int) -> np.ndar
     return np.array(
         [max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)], np.float32
     )
-
-
-def fit_faces(
-    faces: list[Face], tracks: list[Track], upper_fraction: float
-) -> tuple[dict[int, Face], list[Face]]:
-    """Give each face to at most one person track, each track at most one face.
-
-    A face fits a track when its centre lies in the box's top ``upper_fraction``
-    (the head part). Among the pairs that fit, the nearest to the head (top
-    centre of the box, relative to its width: :func:`_head_distance`) wins first,
-    so a face seen through several overlapping boxes goes to one person only, as
-    :func:`assign_faces` rules, and a second face in one box (someone behind)
-    is left over. Returns the faces by track id and the faces left over.
-
-    >>> f = Face(np.array([10, 0, 20, 10], np.float32), np.zeros((5, 2), np.float32), 0.9)
-    >>> g = Face(np.array([40, 60, 50, 70], np.float32), np.zeros((5, 2), np.float32), 0.9)
-    >>> t1 = Track(1, 0, np.array([0, 0, 30, 90], np.float32), 0.9)
-    >>> t2 = Track(2, 0, np.array([12, 5, 60, 95], np.float32), 0.9)
-    >>> got, left = fit_faces([f, g], [t1, t2], 0.5)
-    >>> {t: x is f for t, x in got.items()}, len(left)
-    ({1: True}, 1)
-    """
-    pairs = []
-    for i, face in enumerate(faces):
-        cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
-        for track in tracks:
-            x1, y1, x2, y2 = track.box
-            if x1 <= cx <= x2 and y1 <= cy <= y1 + upper_fraction * (y2 - y1):
-                pairs.append((_head_distance(face, track.box), i, track.track_id))
-    pairs.sort(key=lambda p: p[0])
-    given: dict[int, Face] = {}
-    used: set[int] = set()
-    for _, i, track_id in pairs:
-        if i in used or track_id in given:
-            continue
-        given[track_id] = faces[i]
-        used.add(i)
-    return given, [f for i, f in enumerate(faces) if i not in used]
 
 
 def assign_faces(faces: dict[int, Face], person_boxes: dict[int, np.ndarray]) -> dict[int, Face]:

@@ -52,10 +52,10 @@ def test_pedestrians_are_tracked_into_events(data_dir, store, config, stages, tm
     assert len(rows) == len(report.event_ids)
     people = [r for r in rows if r.label == "person"]
     vehicles = [r for r in rows if r.label in ("car", "truck", "bus")]
-    # Over the 80 s clip some 40–50 different walkers cross the campus (counted by
-    # eye on contact sheets); groups passing behind the sign split a few tracks,
-    # so a range around that, not an exact figure.
-    assert 25 <= len(people) <= 90, len(people)
+    # 19 different people cross the campus in the 80 s (counted by eye:
+    # tests/integration/test_tracking_rate.py says how); someone hidden longer than
+    # lost_after_s rightly becomes a second event, so a range, not an exact figure.
+    assert 15 <= len(people) <= 25, len(people)
     # Most walkers stay in view for several seconds: stable ids give long events.
     long_events = [r for r in people if (r.ended_at - r.started_at).total_seconds() >= 5]
     assert len(long_events) >= 15, len(long_events)

@@ -43,14 +43,14 @@ CROP_MAX_SIDE = 320
 # mistakes the hair of a head bowed down for a second face (arcade clip).
 COARSE_SIDE = 640
 COARSE_MIN_FACE = 250.0
-# Long side for the recognition search over a whole analysed frame (the pipeline's
-# full-frame faces). Measured on every 5th frame of the 1080p arcade clip: at 1920
-# (+ the coarse pass) 479 ms a frame and 98 faces of quality >= 0.3; at 1280,
-# 184 ms and 99; at 960, 72 ms and 112 but of lower mean quality (0.59 vs 0.61).
-# Kept at 1920 for now: at 1280 YuNet also reads the red-haired man's hair as a
-# face just above his own, his person track takes that one (nearer the top of the
-# box) and his real face starts a face-only track that matches him a second time.
-FULL_FRAME_SIDE = 1920
+# The whole-frame search for faces outside person boxes (``faces.full_frame_side``)
+# measured on every 5th frame of the 1080p arcade clip: at 1920 (+ the coarse pass)
+# 479 ms a frame and 98 faces of quality >= 0.3; at 1280, 184 ms and 99; at 960,
+# 72 ms and 112 of lower mean quality (0.59 vs 0.61). At 1280 and below YuNet also
+# reads a red-haired man's hair as a face just above his own: the pipeline
+# therefore leaves every face in a person's head to that person's own full-
+# resolution search, and refines the faces it keeps at full resolution
+# (:meth:`FaceDetector.refine`).
 # Faces narrower than this are hopeless for recognition; at GOOD_SIZE and above
 # size no longer limits quality (dlib's chip is 150 px for a face of ~100 px).
 QUALITY_MIN_SIZE = 20.0
@@ -346,6 +346,28 @@ class FaceDetector:
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         inside = (centres[:, 0] >= x1) & (centres[:, 0] <= x2) & (centres[:, 1] >= y1)
         return self._faces(image_bgr, boxes[inside], kps[inside], scores[inside])
+
+    def refine(self, image_bgr: np.ndarray, face: Face) -> Face | None:
+        """The same face found again at full resolution around ``face`` (from a shrunk
+        whole-frame search): its landmarks are then precise enough to align. None
+        when the closer look finds no face there.
+
+        The search region is a pseudo person box whose head part holds the face.
+        """
+        x1, y1, x2, y2 = (float(v) for v in face.box)
+        fw, fh = x2 - x1, y2 - y1
+        top = y1 - 0.5 * fh
+        box = np.array(
+            [x1 - fw, top, x2 + fw, top + 2.0 * fh / self.config.upper_fraction], np.float32
+        )
+        found = self.detect_in_box(image_bgr, box)
+        if not found:
+            return None
+        from safecity.vision.nms import box_iou
+
+        overlap = box_iou(face.box[None], np.stack([f.box for f in found]))[0]
+        best = int(np.argmax(overlap))
+        return found[best] if overlap[best] > 0.3 else None
 
     def _run(self, image: np.ndarray, scale: float, offset: tuple[float, float]) -> _Raw:
         """Run the backend on ``image`` resized by ``scale``; results in frame pixels."""
