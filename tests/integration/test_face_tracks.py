@@ -160,6 +160,7 @@ def test_the_man_is_identified_and_the_woman_is_not(seated_run, seated_store):
         (r.track_id, r.person_name, r.match_score) for r in rows
     ]
     assert matched[0].track_id >= FACE_TRACK_ID_BASE  # his face-only track
+    assert matched[0].face_only and not [r for r in rows if r is not matched[0]][0].face_only
     (event,) = [e for e in report.events if e.match is not None]
     assert event.face_only and event.match.score >= 0.925
     # The match snapshot shows his face (the best evidence frame), unpixelated.

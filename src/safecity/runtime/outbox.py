@@ -421,6 +421,7 @@ def encode_event(event: Event) -> bytes:
             "ended_at": event.ended_at.isoformat(),
             "best_score": float(event.best_score),
             "frames": int(event.frames),
+            "face_only": bool(event.face_only),
             "snapshot": _encode_snapshot(event.snapshot),
             "match": None
             if match is None
@@ -454,6 +455,7 @@ def decode_event(data: bytes) -> Event:
         ended_at=_time(raw["ended_at"]),
         best_score=float(raw["best_score"]),
         frames=int(raw["frames"]),
+        face_only=bool(raw.get("face_only", False)),  # absent in outboxes written before it
         snapshot=_decode_snapshot(raw["snapshot"]),
         match=None if match is None else Match(**match),
         match_snapshot=None

@@ -49,6 +49,7 @@ class EventRow:
     match_margin: float | None
     created_at: datetime
     match_status: str | None = None  # candidate (awaiting review) | confirmed | rejected | annulled
+    face_only: bool = False  # seen by the face only: the object detector missed the body
 
 
 def _check_time(name: str, value: datetime | None) -> None:
@@ -317,4 +318,5 @@ def _row(
         match_margin=record.match_margin,
         created_at=record.created_at,
         match_status=record.match_status,
+        face_only=bool(record.face_only),
     )

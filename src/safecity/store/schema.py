@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 # Deterministic constraint names, so later migrations (and SQLite batch mode) can
@@ -243,6 +244,9 @@ class EventRecord(Base):
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
     best_score: Mapped[float] = mapped_column(Float)
     frames: Mapped[int] = mapped_column(Integer)
+    # A person seen only by the face (the object detector missed the body): the
+    # snapshot is a head-and-shoulders crop around the face.
+    face_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     snapshot_path: Mapped[str | None] = mapped_column(Text)
     match_snapshot_path: Mapped[str | None] = mapped_column(Text)
     match_person_id: Mapped[int | None] = mapped_column(

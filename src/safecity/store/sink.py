@@ -155,6 +155,7 @@ class StoreSink:
             ended_at=event.ended_at,
             best_score=float(event.best_score),
             frames=int(event.frames),
+            face_only=bool(event.face_only),
             snapshot_path=snapshot,
             match_snapshot_path=match_snapshot,
             match_person_id=match.person_id if match else None,

@@ -141,6 +141,7 @@ def event_out(
         ended_at=row.ended_at,
         frames=row.frames,
         best_score=row.best_score,
+        face_only=row.face_only,
         snapshot=row.snapshot_path is not None
         if user.can(Permission.SEE_FACES)
         else viewer_snapshot_shown(row, cutoff),

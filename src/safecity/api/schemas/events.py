@@ -37,6 +37,9 @@ class Event(BaseModel):
     ended_at: datetime
     frames: int
     best_score: float
+    face_only: bool = Field(
+        False, description="a person seen by the face only (the detector missed the body)"
+    )
     snapshot: bool = Field(description="a snapshot is stored (GET /events/{id}/snapshot.jpg)")
     match: Match | None = Field(description="null: no match, or your role sees no identities")
 

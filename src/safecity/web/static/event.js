@@ -32,7 +32,7 @@
       ['started', SC.time(e.started_at)],
       ['ended', SC.time(e.ended_at)],
       ['camera', e.camera],
-      ['label', e.label],
+      ['label', e.face_only ? e.label + ' (seen by the face only)' : e.label],
       ['track', SC.number(e.track_id)],
       ['frames', SC.number(e.frames)],
       ['best score', SC.number(e.best_score, 3)]

@@ -88,7 +88,7 @@
       SC.el('td', {}, thumb),
       SC.el('td', {}, [SC.el('a', { href: href }, SC.time(e.started_at))]),
       SC.el('td', { text: e.camera }),
-      SC.el('td', { text: e.label }),
+      SC.el('td', { text: e.face_only ? e.label + ' (face only)' : e.label }),
       SC.el('td', { class: 'num', text: SC.number(e.track_id) }),
       SC.el('td', { class: 'num', text: SC.number(e.best_score, 2) }),
       matchCell(e.match)
