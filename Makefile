@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || echo python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-clock-ahead setup system-deps test-deps models lint bench clean
+.PHONY: demo test test-clock-ahead test-lfw setup system-deps test-deps models lint bench clean
 
 system-deps:
 	@sh scripts/system-deps.sh
@@ -34,6 +34,12 @@ demo: models
 
 test: models test-deps
 	$(BIN)/python -m pytest
+
+# The LFW tests that embed all 4,992 dev images (about 30 min on 2 cores the first
+# time; the vectors are kept in ~/.cache/safecity/lfw-emb for later runs).
+test-lfw: models test-deps
+	SAFECITY_LFW_CACHE=$(HOME)/.cache/safecity/lfw-emb $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/identity/test_lfw.py tests/identity/test_fusion.py
 
 test-clock-ahead: models test-deps
 	faketime -f '+365d' $(BIN)/python -m pytest -p no:cacheprovider

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from lfw_support import needs_lfw_cache
 
 from safecity.config import EmbedderConfig, MatcherConfig, SafecityConfig
 from safecity.errors import ConfigError
@@ -184,6 +185,7 @@ def test_make_embedder_knows_the_new_kinds():
 
 
 @pytest.mark.slow
+@needs_lfw_cache
 def test_regenerating_the_calibration_gives_the_committed_file(data_dir, tmp_path):
     # Fits on pairsDevTrain.txt (2200 pairs, ~3,400 images): minutes without a cache;
     # SAFECITY_LFW_CACHE names a folder of cached embeddings (safecity.identity.lfw).

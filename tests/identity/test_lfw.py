@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lfw_support import needs_lfw_cache
 
 from safecity.errors import ConfigError
 from safecity.identity.lfw import (
@@ -135,6 +136,7 @@ def test_lfw_subset_reports_every_embedder(data_dir, tmp_path):
 
 
 @pytest.mark.slow
+@needs_lfw_cache
 def test_lfw_dev_accuracy(data_dir, tmp_path):
     # Threshold chosen on pairsDevTrain.txt, accuracy on pairsDevTest.txt; every
     # pair counts (a pair with a faceless image is an error). Takes minutes without
@@ -173,6 +175,7 @@ def test_lfw_dev_accuracy(data_dir, tmp_path):
 
 
 @pytest.mark.slow
+@needs_lfw_cache
 def test_view2_format_fits_the_fusion_per_fold(data_dir, tmp_path):
     # A View 2-shaped file (10 folds of 5 same + 5 different pairs) built from the
     # development test pairs: each fold's fusion and threshold come from the other nine.
