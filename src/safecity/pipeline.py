@@ -80,6 +80,12 @@ EMBED_MARGIN = 0.05
 # A track's aggregate match stands only when faces that match the same person on
 # their own hold more than this share of its best faces' quality weight.
 MIN_SUPPORT = 0.5
+# ... and at least this many of its faces match that person on their own: one face
+# never makes a match. Arcade clip, dlib: a 25-30 px face of a woman far behind
+# another person's head (quality 0.30-0.36, the only faces of that track good
+# enough to embed) scored 0.927 against the enrolled man; his own tracks have
+# dozens of matching faces at 0.98.
+MIN_AGREEING_FACES = 2
 # Face-only tracks come from a tracker of their own, whose ids start at 1 as the
 # person tracker's do: they are shifted by this much so that the two never meet
 # (in events, event uuids and views). Below 2**31: the store's track_id column is
@@ -243,7 +249,8 @@ class TrackIdentity:
 
     def decide(self, matcher: MatcherLike) -> Match | None:
         """The track's match: its aggregate's, when faces matching that person on their
-        own also hold more than half the quality weight (:data:`MIN_SUPPORT`).
+        own also hold more than half the quality weight (:data:`MIN_SUPPORT`) and
+        number at least :data:`MIN_AGREEING_FACES`.
 
         The second rule is there because averaging pulls a vector toward the mean
         face: with dlib on the seated gif, the woman's faces score 0.86-0.89 against
@@ -256,6 +263,8 @@ class TrackIdentity:
             return None
         match = matcher.match(aggregate, self.embedder)
         if match is None or self.support(match.person_id) <= MIN_SUPPORT:
+            return None
+        if sum(e.person_id == match.person_id for e in self.best) < MIN_AGREEING_FACES:
             return None
         return match
 
@@ -367,7 +376,8 @@ class CameraPipeline:
         people = detections.boxes[detections.class_ids == PERSON]
 
         t2 = time.perf_counter()
-        faces, face_tracks, face_ended = self._find_faces(frame, list(update.active))
+        bodies = tracked.boxes[tracked.class_ids == PERSON]
+        faces, face_tracks, face_ended = self._find_faces(frame, list(update.active), bodies)
         ended_tracks += face_ended
         active: list[Track] = list(update.active) + face_tracks
         self._last_active = active
@@ -422,7 +432,7 @@ class CameraPipeline:
 
     # -- faces and identity ------------------------------------------------------
     def _find_faces(
-        self, frame: Frame, person_tracks: list[Track]
+        self, frame: Frame, person_tracks: list[Track], bodies: np.ndarray
     ) -> tuple[dict[int, Face], list[Track], list[Track]]:
         """Faces of this frame by track id, the face-only tracks seen now and those ended.
 
@@ -441,17 +451,23 @@ class CameraPipeline:
         if self.face_tracker is None:
             return faces, [], []
         # Everyone else: one search over the whole frame, shrunk to full_frame_side. A
-        # face in the head of a person track (seen now, or missed by the detector in
-        # this frame only) is that person's and left to the search above: a face-only
-        # track of it would make one person two events (and at a shrunk scale YuNet
-        # can read hair as a second face just above the real one). Faces in a head are
-        # still hidden in anything stored.
+        # face in the head of a person with a body — a person track seen now or missed
+        # by the detector in this frame only, or a tracked person detection whose
+        # track is not confirmed yet (``bodies``) — is that person's and left to the
+        # search above: a face-only track of it would make one person two events (and
+        # at a shrunk scale YuNet can read hair as a second face just above the real
+        # one). Faces in a head are still hidden in anything stored.
         found = detector.detect(frame.image, max_side=self._face_side)
-        seen = {t.track_id for t in persons}
-        heads = persons + [
-            t for t in self.tracker.tracks if t.class_id == PERSON and t.track_id not in seen
-        ]
-        leftover = [f for f in found if not _in_a_head(f, heads, self.config.faces.upper_fraction)]
+        heads = np.concatenate(
+            [
+                np.asarray(bodies, np.float32).reshape(-1, 4),
+                np.array(
+                    [t.box for t in self.tracker.tracks if t.class_id == PERSON], np.float32
+                ).reshape(-1, 4),
+            ]
+        )
+        upper = self.config.faces.upper_fraction
+        leftover = [f for f in found if not _in_a_head(f, heads, upper)]
         if max(frame.width, frame.height) > self._face_side:
             refined = (detector.refine(frame.image, f) for f in leftover)
             leftover = [f for f in refined if f is not None]
@@ -668,20 +684,17 @@ class CameraPipeline:
 
 
 # -- pure helpers --------------------------------------------------------------
-def _in_a_head(face: Face, tracks: list[Track], upper_fraction: float) -> bool:
-    """Whether the face's centre lies in the top ``upper_fraction`` of a track's box.
+def _in_a_head(face: Face, boxes: np.ndarray, upper_fraction: float) -> bool:
+    """Whether the face's centre lies in the top ``upper_fraction`` of a person box.
 
     >>> f = Face(np.array([10, 0, 20, 10], np.float32), np.zeros((5, 2), np.float32), 0.9)
-    >>> t = Track(1, 0, np.array([0, 0, 30, 90], np.float32), 0.9)
-    >>> _in_a_head(f, [t], 0.5), _in_a_head(f, [], 0.5)
+    >>> _in_a_head(f, np.array([[0, 0, 30, 90]]), 0.5), _in_a_head(f, np.zeros((0, 4)), 0.5)
     (True, False)
     """
     cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
-    return any(
-        t.box[0] <= cx <= t.box[2]
-        and t.box[1] <= cy <= t.box[1] + upper_fraction * (t.box[3] - t.box[1])
-        for t in tracks
-    )
+    x1, y1, x2, y2 = np.asarray(boxes, np.float32).reshape(-1, 4).T
+    inside = (x1 <= cx) & (cx <= x2) & (y1 <= cy) & (cy <= y1 + upper_fraction * (y2 - y1))
+    return bool(inside.any())
 
 
 def _face_ids(tracks: list[Track]) -> list[Track]:
