@@ -12,7 +12,9 @@ embedder; for the fused one, ``w·z_dlib + (1 − w)·z_faceres`` with
 Both are one inner product: gallery rows hold each part unit-normalised, the
 probe's part i is unit-normalised and scaled by ``a_i = w_i/σ_i``, so the index
 returns ``Σ a_i·cos_i`` and the score is that minus ``b = Σ w_i·μ_i/σ_i``. Any
-FAISS index over the concatenated rows can take the flat one's place.
+FAISS index over the concatenated rows can take the flat one's place: above
+:data:`~safecity.identity.index.FLAT_MAX` templates an approximate HNSW index
+does (:mod:`safecity.identity.index`); smaller galleries are searched exactly.
 
 >>> m = FaissMatcher(threshold=0.9, margin=0.02)
 >>> m.build(np.eye(2, dtype=np.float32),
@@ -33,6 +35,7 @@ import numpy as np
 
 from safecity.config import MatcherConfig, SafecityConfig
 from safecity.errors import ConfigError, SafecityError
+from safecity.identity import index as gallery_index
 from safecity.vision.types import Match
 
 # When every hit in the first search belongs to one person, search again this much deeper.
@@ -219,13 +222,18 @@ class FaissMatcher:
         *,
         embedder: str | None = None,
         scoring: Scoring | None = None,
+        flat_max: int | None = None,
     ) -> None:
         self.threshold = float(threshold)
         self.margin = float(margin)
         self.embedder = embedder if embedder is not None else getattr(scoring, "embedder", None)
         self._scoring = scoring
-        self._index: faiss.IndexFlatIP | None = None
+        self._index: faiss.Index | None = None
         self._meta: list[GalleryEntry] = []
+        # Galleries up to this many templates are searched exactly (index.FLAT_MAX).
+        self.flat_max = gallery_index.FLAT_MAX if flat_max is None else int(flat_max)
+        self._choice = gallery_index.choose_index(0, self.flat_max)
+        self._rows_of: dict[int, np.ndarray] = {}  # person id -> row numbers
 
     @classmethod
     def from_config(cls, config: MatcherConfig | SafecityConfig | None = None) -> FaissMatcher:
@@ -250,11 +258,17 @@ class FaissMatcher:
     def scoring(self) -> Scoring | None:
         return self._scoring
 
+    @property
+    def index_choice(self) -> gallery_index.IndexChoice:
+        """The index the gallery is searched with (exact flat up to ``flat_max`` templates)."""
+        return self._choice
+
     def build(self, vectors: np.ndarray, meta: Sequence[GalleryEntry]) -> None:
         """Replace the gallery: one row of ``vectors`` (N, d) per entry of ``meta``.
 
         Each part of a row (the scoring's parts) is L2-normalised here, so the
-        score is right whatever scale the caller passed.
+        score is right whatever scale the caller passed. The index is exact up to
+        ``flat_max`` rows, approximate (HNSW) above (:func:`~safecity.identity.index.choose_index`).
         """
         vectors = np.asarray(vectors, np.float32)
         if vectors.ndim != 2 or len(vectors) != len(meta):
@@ -263,7 +277,7 @@ class FaissMatcher:
                 f"for {len(meta)} entries"
             )
         if len(meta) == 0:
-            self._index, self._meta = None, []
+            self._index, self._meta, self._rows_of = None, [], {}
             return
         d = int(vectors.shape[1])
         if self._scoring is None:
@@ -274,9 +288,16 @@ class FaissMatcher:
                 f"the {self.embedder or 'gallery'} templates have {d} values; embedder "
                 f"{self._scoring.embedder} makes {self._scoring.dim}"
             )
-        index = faiss.IndexFlatIP(d)
-        index.add(self._scoring.gallery_rows(vectors))
+        self._choice = gallery_index.choose_index(len(meta), self.flat_max)
+        index = gallery_index.build_index(self._scoring.gallery_rows(vectors), self._choice)
         self._index, self._meta = index, list(meta)
+        owners = np.array([entry.person_id for entry in self._meta], np.int64)
+        self._rows_of = {}
+        if not self._choice.exact:  # only the approximate search excludes rows by person
+            order = np.argsort(owners, kind="stable")
+            people, starts = np.unique(owners[order], return_index=True)
+            for person, part in zip(people, np.split(order, starts[1:]), strict=True):
+                self._rows_of[int(person)] = part
 
     def _check(self, vector: np.ndarray, embedder: str | None) -> None:
         if embedder is not None and self.embedder is not None and embedder != self.embedder:
@@ -303,9 +324,22 @@ class FaissMatcher:
         self._check(vector, embedder)
         assert self._scoring is not None
         probe = self._scoring.probe_row(vector)
-        sims, rows = self._index.search(probe, min(k, self._index.ntotal))
-        keep = rows[0] >= 0
-        return sims[0][keep] - np.float32(self._scoring.offset), rows[0][keep]
+        sims, rows = gallery_index.search(self._index, probe, k)
+        keep = rows >= 0
+        return sims[keep] - np.float32(self._scoring.offset), rows[keep]
+
+    def _best_other(self, vector: np.ndarray, person_id: int) -> list[float]:
+        """The best score of anyone but ``person_id``, from the approximate index.
+
+        The exact index scores the whole gallery instead; on a million rows that is
+        what the approximate one is there to avoid, so it searches once more with
+        that person's rows left out.
+        """
+        assert self._index is not None and self._scoring is not None
+        probe = self._scoring.probe_row(vector)
+        exclude = self._rows_of.get(person_id, ())
+        sims, rows = gallery_index.search(self._index, probe, 1, exclude=exclude)
+        return [float(s) - self._scoring.offset for s, r in zip(sims, rows, strict=True) if r >= 0]
 
     def match(self, vector: np.ndarray, embedder: str | None = None) -> Match | None:
         """The matched person, or None (below threshold, too close to another person, empty).
@@ -323,9 +357,12 @@ class FaissMatcher:
         best = self._meta[int(rows[0])]
         others = self._others(sims, rows, best.person_id)
         if not others and len(rows) < total:
-            # Every hit so far is the same person (many templates): look at the whole gallery.
-            sims, rows = self.scores(vector, total, embedder)
-            others = self._others(sims, rows, best.person_id)
+            if self._choice.exact:
+                # Every hit so far is the same person (many templates): look at the whole gallery.
+                sims, rows = self.scores(vector, total, embedder)
+                others = self._others(sims, rows, best.person_id)
+            else:
+                others = self._best_other(vector, best.person_id)
         score = float(sims[0])
         assert self._scoring is not None
         # Alone in the gallery: the lead is over the lowest possible score, so the
