@@ -270,3 +270,189 @@ def bench_retention(url: str | None = None, events: int = 100_000) -> dict:
         "events_per_s": report.events / seconds if seconds else 0.0,
         "backend": "sqlite" if url is None else url.split(":", 1)[0],
     }
+
+
+# --------------------------------------------------------------------------- match
+
+
+def _lfw_vectors(embedder: str, cache_dir: Path | None = None) -> tuple[np.ndarray, list[str]]:
+    """Cached real LFW embeddings of ``embedder`` (``dlib`` or ``fused``) and whose they are.
+
+    Reads :mod:`safecity.identity.embedcache` files (default ``/tmp/lfw-emb``), as
+    ``safecity eval lfw`` leaves them; images without a face are left out.
+    """
+    from safecity.config import EmbedderConfig
+    from safecity.identity import embedcache
+    from safecity.identity.openset import _fused_parts
+
+    if embedder == "dlib":
+        names = ["dlib"]
+    elif embedder == "fused":
+        names = [name for _, name in _fused_parts(EmbedderConfig(kind="fused"))]
+    else:
+        raise SafecityError(f"--embedder must be dlib or fused, not {embedder!r}")
+    caches = []
+    for name in names:
+        path = embedcache.cache_path(name, cache_dir)
+        cache = embedcache.load_cache(path)
+        if not cache:
+            raise SafecityError(
+                f"no cached LFW embeddings at {path}: run 'safecity eval lfw --embedder "
+                f"{embedder}' once to make them (or set SAFECITY_EMBED_CACHE)"
+            )
+        caches.append(cache)
+    paths = sorted(p for p in caches[0] if all(c.get(p) is not None for c in caches))
+    vectors = np.array([np.concatenate([c[p] for c in caches]) for p in paths], np.float32)
+    return vectors, [p.split("/", 1)[0] for p in paths]
+
+
+def _match_data(
+    vectors: np.ndarray, people: list[str], parts: tuple[int, ...], gallery: int, probes: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Gallery rows (real LFW + random unit fill up to ``gallery``) and probe rows.
+
+    Every fifth person is kept out of the gallery (their images are probes of
+    people not enrolled); of the others, the first image is a probe and the
+    rest are enrolled. Returns ``(gallery_rows, probe_rows, real_rows, mated)``.
+    """
+    from safecity.identity.matcher import _unit_rows
+
+    rng = np.random.default_rng(13)
+    order = sorted(set(people))
+    absent = set(order[::5])
+    seen: set[str] = set()
+    enrolled, mated, unmated = [], [], []
+    for i, person in enumerate(people):
+        if person in absent:
+            unmated.append(i)
+        elif person not in seen and people.count(person) > 1:
+            mated.append(i)
+        else:
+            enrolled.append(i)
+        seen.add(person)
+    real = _unit_rows(vectors[enrolled], parts)[:gallery]
+    fill = rng.standard_normal((max(0, gallery - len(real)), sum(parts)), dtype=np.float32)
+    rows = np.concatenate([real, _unit_rows(fill, parts)]) if len(fill) else real
+    del fill
+    half = probes // 2
+    pick_mated = rng.permutation(mated)[:half]
+    pick_unmated = rng.permutation(unmated)[: probes - len(pick_mated)]
+    chosen = np.concatenate([pick_mated, pick_unmated]).astype(int)
+    return rows, vectors[chosen], len(real), len(pick_mated)
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process now (Linux; 0 where unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _measure_index(name: str, build: Callable[[], object]) -> tuple[dict, object]:
+    """Build an index (timed, RSS growth) and return its row of figures without search times."""
+    from safecity.identity.index import index_bytes
+
+    rss0 = _rss_bytes()
+    t0 = time.perf_counter()
+    index = build()
+    seconds = time.perf_counter() - t0
+    return {
+        "index": name,
+        "build_s": seconds,
+        "index_bytes": index_bytes(index),
+        "rss_growth_bytes": max(0, _rss_bytes() - rss0),
+    }, index
+
+
+#: ``bench match`` builds an exact index for comparison only up to this size (a
+#: second copy of the rows; 1M fused templates are 4.6 GB each).
+EXACT_COMPARE_MAX_BYTES = 2 << 30
+
+
+def bench_match(
+    gallery: int = 100_000,
+    embedder: str = "dlib",
+    probes: int = 500,
+    exact: bool | None = None,
+    flat_max: int | None = None,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Gallery search cost and accuracy at ``gallery`` templates, one probe at a time.
+
+    The gallery is real LFW embeddings of ``embedder`` plus random unit vectors
+    (per part for the fused embedder) up to ``gallery`` rows; the probes are other
+    LFW images of enrolled people and images of people not enrolled. For the index
+    :func:`~safecity.identity.index.choose_index` picks (and, when ``exact`` — by
+    default when that index is not already exact — for an exact flat index too):
+    build seconds, index bytes, process RSS growth, median and p95 milliseconds a
+    probe, and recall@1 against exact search (the share of probes whose best row
+    scores as high as the exact best).
+    """
+    from safecity.identity import index as idx
+    from safecity.identity.matcher import scoring_for
+
+    if gallery < 1 or probes < 1:
+        raise SafecityError("--gallery and --probes must be at least 1")
+    vectors, people = _lfw_vectors(embedder, cache_dir)
+    scoring = scoring_for(*_scoring_name(embedder, vectors.shape[1]))
+    rows, probe_vectors, real, mated = _match_data(vectors, people, scoring.parts, gallery, probes)
+    probe_rows = [scoring.probe_row(v) for v in probe_vectors]
+    choice = idx.choose_index(len(rows), **({} if flat_max is None else {"flat_max": flat_max}))
+    flat_bytes = len(rows) * rows.shape[1] * 4
+    if exact is None:  # compare with exact search unless a second copy would be large
+        exact = not choice.exact and flat_bytes <= EXACT_COMPARE_MAX_BYTES
+
+    # The exact answer for recall: a brute-force product, batched (not timed).
+    truth = np.empty(len(probe_rows), np.float32)
+    batch = np.concatenate(probe_rows)
+    for start in range(0, len(batch), 64):
+        truth[start : start + 64] = (rows @ batch[start : start + 64].T).max(axis=0)
+
+    results = []
+    plans = [choice] + ([idx.IndexChoice("flat")] if exact and not choice.exact else [])
+    for plan in plans:
+        row, index = _measure_index(plan.describe(), lambda p=plan: idx.build_index(rows, p))
+        best = np.empty(len(probe_rows), np.float32)
+        times = []
+        for _ in range(2):  # warm-up: the first searches page the index in
+            idx.search(index, probe_rows[0], 32)
+        for i, probe in enumerate(probe_rows):
+            t0 = time.perf_counter()
+            sims, _ = idx.search(index, probe, 32)  # k as FaissMatcher.match asks
+            times.append((time.perf_counter() - t0) * 1000)
+            best[i] = sims[0]
+        row |= {
+            "median_ms": float(np.median(times)),
+            "p95_ms": float(np.percentile(times, 95)),
+            "recall_at_1": float(np.mean(best >= truth - 1e-5)),
+        }
+        results.append(row)
+        del index
+    return {
+        "gallery": len(rows),
+        "real_templates": real,
+        "embedder": scoring.embedder,
+        "dim": scoring.dim,
+        "probes": len(probe_rows),
+        "mated_probes": mated,
+        "chosen": choice.describe(),
+        "gallery_bytes": flat_bytes,
+        "flat_max": idx.FLAT_MAX if flat_max is None else flat_max,
+        "indexes": results,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, faiss {_faiss_version()}",
+    }
+
+
+def _scoring_name(embedder: str, dim: int) -> tuple[str, int]:
+    from safecity.identity.calibration import FUSED_NAME
+
+    return (FUSED_NAME if embedder == "fused" else embedder), dim
+
+
+def _faiss_version() -> str:
+    import faiss
+
+    return str(getattr(faiss, "__version__", "?"))

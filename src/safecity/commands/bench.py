@@ -86,6 +86,54 @@ def bench_api_cmd(
         raise typer.Exit(1)
 
 
+@app.command("match")
+def bench_match_cmd(
+    gallery: Annotated[
+        int, typer.Option(min=1, help="templates in the gallery (real LFW + random fill)")
+    ] = 100_000,
+    embedder: Annotated[
+        str, typer.Option(help="dlib (128 values) or fused (dlib+faceres, 1152 values)")
+    ] = "dlib",
+    probes: Annotated[int, typer.Option(min=1, help="probes searched, one at a time")] = 500,
+    exact: Annotated[
+        bool | None,
+        typer.Option(
+            "--exact/--no-exact",
+            help="also measure exact search (default: when the chosen index is approximate "
+            "and a second copy of the gallery fits in 2 GiB)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Gallery search at a size: build time, memory, ms per probe, recall@1 against exact."""
+    from safecity.bench import bench_match
+
+    r = bench_match(gallery, embedder, probes, exact=exact)
+    if as_json:
+        print(json.dumps(r))
+        return
+    table = Table("index", "build s", "MB", "RSS+MB", "p50 ms", "p95 ms", "recall@1")
+    for row in r["indexes"]:
+        table.add_row(
+            row["index"],
+            f"{row['build_s']:.1f}",
+            f"{row['index_bytes'] / 1e6:.0f}",
+            f"{row['rss_growth_bytes'] / 1e6:.0f}",
+            f"{row['median_ms']:.3f}",
+            f"{row['p95_ms']:.3f}",
+            f"{row['recall_at_1']:.3f}",
+        )
+    out.print(table)
+    out.print(
+        f"{r['gallery']:,} templates of {r['embedder']} ({r['dim']} values; "
+        f"{r['real_templates']:,} real LFW, the rest random unit vectors; "
+        f"{r['gallery_bytes'] / 1e9:.2f} GB as float32), {r['probes']} probes "
+        f"({r['mated_probes']} of enrolled people); chosen index: {r['chosen']} "
+        f"(exact up to {r['flat_max']:,} templates)"
+    )
+    out.print(r["machine"])
+
+
 @app.command("components")
 def bench_components(
     repeats: Annotated[int, typer.Option(min=3, help="timed runs per component")] = 30,
