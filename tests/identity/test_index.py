@@ -76,6 +76,7 @@ def test_the_index_is_exact_up_to_the_threshold_and_hnsw_above():
     assert m.index_choice.exact and isinstance(m._index, faiss.IndexFlatIP)
 
 
+@pytest.mark.slow
 def test_above_the_threshold_hnsw_matches_as_exact_search_does(lfw):
     vectors, names = lfw
     rows, meta, probes = _gallery(vectors, names)
@@ -97,6 +98,7 @@ def test_above_the_threshold_hnsw_matches_as_exact_search_does(lfw):
     assert right >= 5, f"only {right} of {len(probes)} probes matched their own person"
 
 
+@pytest.mark.slow
 def test_margin_is_against_another_person_when_one_fills_the_first_hits(lfw):
     """One person with more templates than the first search asks for (32): the
     approximate matcher finds the best *other* person by leaving that person out."""

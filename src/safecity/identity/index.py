@@ -22,28 +22,45 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-#: Galleries up to this many templates are searched exactly. Measured
-#: (``safecity bench match``, dlib 128-d, one probe at a time, 2 cores): exact
-#: search costs about 0.1 ms a probe at 10k templates and grows linearly; at
-#: 50k it is under 2 ms, which leaves the pipeline's budget intact, and every
-#: city watchlist we know of is far smaller, so their matches stay exact.
+# Figures: dlib 128-d, real LFW vectors + random unit fill, 300-500 probes one at a
+# time, medians, on this 2-core machine while other test runs kept the load at 6-9
+# (noisy: an idle machine is faster).
+#
+#: Galleries up to this many templates are searched exactly. Exact search, median
+#: ms a probe: 10k 0.11 (load ~1), 60k 1.45 (p95 21.5), 100k 24, 1M 296 (load ~8).
+#: Every city watchlist we know of is far below 50k, so their matches stay exact.
 FLAT_MAX = 50_000
 
-#: HNSW graph degree. 32 links per node: recall@1 against exact search 1.000 on
-#: real LFW probes at 100k and 1M (dlib), with index memory +256 B a template.
+#: IVF lists: about 4·√N (N templates), never fewer than 39 training rows a list.
+IVF_LISTS_PER_SQRT = 4
+#: Lists searched per probe (IVF: measured, not chosen). Recall@1 against exact
+#: search / median ms a probe: 100k (1264 lists): nprobe 4 0.887 / 0.034, 16
+#: 1.000 / 0.050, 64 1.000 / 0.110; 1M (4000 lists): nprobe 4 0.987 / 0.071, 16
+#: 1.000 / 0.111, 64 1.000 / 0.46 (p95 8.7); build 12.7 s at 100k, 145 s at 1M.
+#: Not chosen: those figures flatter it (the real faces sit in few lists among
+#: random fill); with real faces filling the lists (tests/identity/test_index.py,
+#: 7,827 rows, nprobe 32 of 200) it missed the runner-up person, so the margin was wrong.
+IVF_NPROBE = 32
+
+#: HNSW graph degree (chosen). M=32, efConstruction 80, dlib at 100k: 78 MB
+#: (+270 B a template over flat), built in 79 s; recall@1 against exact / median
+#: ms a probe by efSearch: 32 0.997 / 0.039, 64 1.000 / 0.059, 128 1.000 / 0.095,
+#: 256 1.000 / 0.166. At 1M: 784 MB, efSearch 128 recall 1.000 in 0.118 ms (p95
+#: 0.154), but the build took 1693 s (28 min, load 6-8): its cost is the build.
 HNSW_M = 32
 #: Candidates kept while the graph is built (higher: better graph, slower build).
 HNSW_EF_CONSTRUCTION = 80
-#: Candidates kept while searching; at least the ``k`` asked for (FAISS returns
-#: no more than efSearch hits). 128 gives recall@1 1.000 at 1M in ~0.3 ms a probe.
+#: Candidates kept while searching (≥ the k = 32 the matcher asks; 2x the
+#: smallest that reached recall 1.000 at 100k).
 HNSW_EF_SEARCH = 128
 
 
 @dataclass(frozen=True)
 class IndexChoice:
-    """Which index a gallery gets: ``flat`` (exact) or ``hnsw`` (approximate), and its settings."""
+    """Which index a gallery gets: ``flat`` (exact), ``ivf`` or ``hnsw``, and its settings."""
 
     kind: str
+    nprobe: int = IVF_NPROBE
     m: int = HNSW_M
     ef_construction: int = HNSW_EF_CONSTRUCTION
     ef_search: int = HNSW_EF_SEARCH
@@ -53,21 +70,32 @@ class IndexChoice:
         return self.kind == "flat"
 
     def describe(self) -> str:
-        """A line for people: ``flat (exact)`` or ``hnsw M=32 efC=80 efSearch=128``."""
+        """A line for people: ``flat (exact)``, ``ivf nprobe=32`` or ``hnsw M=32 …``."""
         if self.exact:
             return "flat (exact)"
+        if self.kind == "ivf":
+            return f"ivf nprobe={self.nprobe}"
         return f"hnsw M={self.m} efC={self.ef_construction} efSearch={self.ef_search}"
 
 
 def choose_index(size: int, flat_max: int = FLAT_MAX) -> IndexChoice:
     """The index for a gallery of ``size`` templates: exact up to ``flat_max``, HNSW above.
 
-    HNSW rather than IVF: at 1M dlib templates both reached recall@1 1.000 under
-    2 ms, but HNSW needs no training (IVF's k-means depends on what is enrolled
-    and would need retraining as watchlists change) and its search cost barely
-    grows with the gallery; see :data:`HNSW_EF_SEARCH` for its figures.
+    HNSW rather than IVF: both reached recall@1 1.000 well under 2 ms a probe on
+    LFW + random fill, but only HNSW also found the runner-up person the margin
+    rule needs when real faces fill the gallery (see :data:`IVF_NPROBE`). Its
+    build is slow (:data:`HNSW_M`).
     """
     return IndexChoice("flat") if size <= flat_max else IndexChoice("hnsw")
+
+
+def ivf_lists(size: int) -> int:
+    """IVF lists for ``size`` rows: about 4·√size, at least 39 training rows each.
+
+    >>> ivf_lists(1_000_000), ivf_lists(100_000), ivf_lists(100)
+    (4000, 1264, 2)
+    """
+    return max(1, min(int(IVF_LISTS_PER_SQRT * size**0.5), size // 39))
 
 
 def build_index(rows: np.ndarray, choice: IndexChoice) -> faiss.Index:
@@ -76,6 +104,15 @@ def build_index(rows: np.ndarray, choice: IndexChoice) -> faiss.Index:
     d = int(rows.shape[1])
     if choice.exact:
         index: faiss.Index = faiss.IndexFlatIP(d)
+    elif choice.kind == "ivf":
+        lists = ivf_lists(len(rows))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
+        # k-means on at most 40 rows a list (FAISS's own cap is 256): a million
+        # rows are not needed to place 4000 centres, and training is the build's cost.
+        rng = np.random.default_rng(0)  # the same gallery always gets the same lists
+        sample = rows[rng.choice(len(rows), min(len(rows), 40 * lists), replace=False)]
+        index.train(sample)
+        index.nprobe = choice.nprobe
     else:
         index = faiss.IndexHNSWFlat(d, choice.m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = choice.ef_construction
@@ -96,7 +133,10 @@ def search(
     """
     k = max(1, min(int(k), int(index.ntotal)))
     params = None
-    if isinstance(index, faiss.IndexHNSW):
+    if isinstance(index, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF()
+        params.nprobe = int(index.nprobe)
+    elif isinstance(index, faiss.IndexHNSW):
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(int(index.hnsw.efSearch), k)
     if exclude is not None:
