@@ -426,7 +426,8 @@ def bench_match(
         row |= {
             "median_ms": float(np.median(times)),
             "p95_ms": float(np.percentile(times, 95)),
-            "recall_at_1": float(np.mean(best >= truth - 1e-5)),
+            # float32 sums differ by order: a relative tolerance (fused scores reach ~20).
+            "recall_at_1": float(np.mean(best >= truth - 1e-5 * np.maximum(1, np.abs(truth)))),
         }
         results.append(row)
         del index
