@@ -27,7 +27,8 @@ import numpy as np
 # (noisy: an idle machine is faster).
 #
 #: Galleries up to this many templates are searched exactly. Exact search, median
-#: ms a probe: 10k 0.11 (load ~1), 60k 1.45 (p95 21.5), 100k 24, 1M 296 (load ~8).
+#: ms a probe: 10k 0.10, 100k 2.07 (load ~3); under load ~8: 60k 1.45 (p95 21.5),
+#: 100k 24, 1M 296. So up to 50k stays near 1 ms on a calm machine.
 #: Every city watchlist we know of is far below 50k, so their matches stay exact.
 FLAT_MAX = 50_000
 
