@@ -29,7 +29,7 @@ import numpy as np
 #: Galleries up to this many templates are searched exactly. Exact search, median
 #: ms a probe: 10k 0.10, 100k 2.07 (load ~3); under load ~8: 60k 1.45 (p95 21.5),
 #: 100k 24, 1M 296. So up to 50k stays near 1 ms on a calm machine.
-#: Every city watchlist we know of is far below 50k, so their matches stay exact.
+#: Galleries of up to 50k templates therefore keep exact matches.
 FLAT_MAX = 50_000
 
 #: IVF lists: about 4·√N (N templates), never fewer than 39 training rows a list.
