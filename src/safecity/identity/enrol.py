@@ -177,6 +177,20 @@ def _vector(embedder: Embedder, photo: _Photo) -> bytes:
     return vector.astype("<f4").tobytes()
 
 
+def check_authorisation(info: WatchlistInfo, now: datetime, what: str) -> None:
+    """Refuse ``what`` (enrolment, re-embedding) on a watchlist whose authorisation was
+    refused, revoked, or has expired by ``now``."""
+    if info.status in ("refused", "revoked"):
+        raise AuthorisationError(
+            f"the authorisation of watchlist '{info.name}' was {info.status}; {what} refused"
+        )
+    if now >= info.valid_until:
+        raise AuthorisationError(
+            f"the authorisation of watchlist '{info.name}' expired on "
+            f"{info.valid_until.isoformat()}; {what} refused"
+        )
+
+
 def enroll(
     store: Store,
     watchlist: str,
@@ -210,15 +224,7 @@ def enroll(
         raise EnrolmentError(f"no photos given to enrol '{person}'")
     info = get_watchlist(store, watchlist, clock=clock)
     now = clock.now()
-    if info.status in ("refused", "revoked"):
-        raise AuthorisationError(
-            f"the authorisation of watchlist '{info.name}' was {info.status}; enrolment refused"
-        )
-    if now >= info.valid_until:
-        raise AuthorisationError(
-            f"the authorisation of watchlist '{info.name}' expired on "
-            f"{info.valid_until.isoformat()}; enrolment refused"
-        )
+    check_authorisation(info, now, "enrolment")
 
     # Check every photo before storing anything, and report every refusal at once.
     photos: list[_Photo] = []

@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from safecity.errors import AuthorisationError, EnrolmentError
 from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
-from safecity.identity.enrol import Embedder, FaceFinder, _Photo, _vector
+from safecity.identity.enrol import Embedder, FaceFinder, _Photo, _vector, check_authorisation
 from safecity.identity.photos import photo_relative, remove_photos, write_photo
 from safecity.identity.watchlists import WatchlistInfo, get_watchlist, list_watchlists
 from safecity.store.db import Store, StoreError
@@ -73,19 +73,6 @@ class ReembedResult:
         return sum(p.added for p in self.persons)
 
 
-def check_authorisation(info: WatchlistInfo, now: datetime, what: str = "re-embedding") -> None:
-    """Refuse work on a watchlist whose authorisation was refused, revoked, or has expired."""
-    if info.status in ("refused", "revoked"):
-        raise AuthorisationError(
-            f"the authorisation of watchlist '{info.name}' was {info.status}; {what} refused"
-        )
-    if now >= info.valid_until:
-        raise AuthorisationError(
-            f"the authorisation of watchlist '{info.name}' expired on "
-            f"{info.valid_until.isoformat()}; {what} refused"
-        )
-
-
 def persons_without_templates(store: Store, embedder: str) -> dict[int, int]:
     """Per watchlist id, how many enrolled persons have no template of ``embedder``.
 
@@ -121,14 +108,14 @@ def reembed(
     now = clock.now()
     if watchlist is not None:
         infos = [get_watchlist(store, watchlist, clock=clock)]
-        check_authorisation(infos[0], now)
+        check_authorisation(infos[0], now, "re-embedding")
     else:
         infos = list_watchlists(store, clock=clock)
     outcomes: list[PersonOutcome] = []
     refused: list[str] = []
     for info in infos:
         try:
-            check_authorisation(info, now)
+            check_authorisation(info, now, "re-embedding")
         except AuthorisationError as error:
             refused.append(str(error))
             continue
@@ -303,7 +290,6 @@ def _store(
 __all__ = [
     "PersonOutcome",
     "ReembedResult",
-    "check_authorisation",
     "persons_without_templates",
     "reembed",
 ]
