@@ -386,6 +386,7 @@ class CameraPipeline:
         if self.matcher_for is not None and self.stages.embedder is not None:
             matcher = self.matcher_for(self.camera, frame.time)
 
+        to_embed: list[tuple[_TrackState, Track, Face]] = []
         for track in active:
             state = self._state_for(track, frame)
             state.frames += 1
@@ -397,7 +398,15 @@ class CameraPipeline:
                 state.snapshot = self._snapshot(frame, track, active, faces, people, keep=None)
             if face is not None:
                 state.face_quality = max(state.face_quality, face.quality)
-                self._consider_face(state, frame, track, face, active, faces, people, matcher)
+                if self._worth_embedding(state, face, matcher):
+                    to_embed.append((state, track, face))
+        if to_embed:
+            # All faces of the frame in one call: a batched embedder runs them together.
+            vectors = embed_faces(self.stages.embedder, frame.image, [f for _, _, f in to_embed])
+            for (state, track, face), vector in zip(to_embed, vectors, strict=True):
+                self._consider_face(
+                    state, frame, track, face, vector, active, faces, people, matcher
+                )
         timings["identify"] = (time.perf_counter() - t2) * 1000 - timings["faces"]
         ended = self._ended_events(ended_tracks)
         views = [
@@ -502,26 +511,28 @@ class CameraPipeline:
                 boxes[track.track_id] = track.box
         return assign_faces(found, boxes)
 
+    def _worth_embedding(self, state: _TrackState, face: Face, matcher: MatcherLike | None) -> bool:
+        """Whether the face is good enough and would enter the track's best K."""
+        return (
+            matcher is not None
+            and face.quality >= self.config.faces.min_quality
+            and state.identity.wants(face.quality)
+        )
+
     def _consider_face(
         self,
         state: _TrackState,
         frame: Frame,
         track: Track,
         face: Face,
+        vector: np.ndarray,
         active: list[Track],
         faces: dict[int, Face],
         people: np.ndarray,
-        matcher: MatcherLike | None,
+        matcher: MatcherLike,
     ) -> None:
-        """Embed the face if it enters the track's best K, then match their aggregate."""
-        if (
-            matcher is None
-            or face.quality < self.config.faces.min_quality
-            or not state.identity.wants(face.quality)
-        ):
-            return
+        """Add the face's vector to the track's best K, then match their aggregate."""
         # The vector lives in the track's TrackIdentity until the track ends (invariant 2).
-        vector = self.stages.embedder.embed(frame.image, face)
         snapshot = self._snapshot(frame, track, active, faces, people, keep=track.track_id)
         offset = snapshot.frame_box[[0, 1, 0, 1]]
         state.identity.observe(
@@ -684,6 +695,15 @@ class CameraPipeline:
 
 
 # -- pure helpers --------------------------------------------------------------
+def embed_faces(embedder: Embedder, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """``(len(faces), dim)`` vectors of faces in one image: one batched call when the
+    embedder has ``embed_many``, else one call a face."""
+    many = getattr(embedder, "embed_many", None)
+    if many is not None:
+        return np.asarray(many(image_bgr, faces), np.float32).reshape(len(faces), embedder.dim)
+    return np.stack([embedder.embed(image_bgr, f) for f in faces]).astype(np.float32)
+
+
 def _in_a_head(face: Face, boxes: np.ndarray, upper_fraction: float) -> bool:
     """Whether the face's centre lies in the top ``upper_fraction`` of a person box.
 
