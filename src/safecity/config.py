@@ -274,6 +274,9 @@ class CameraConfig(_Section):
         description="play a file at its own frame rate and drop the frames the analyser "
         "cannot take, as a live camera would (benchmarks, rehearsals)",
     )
+    read_plates: bool = Field(
+        True, description="read the licence plates of vehicles (plates.enabled must be on too)"
+    )
 
 
 class StoreConfig(_Section):
@@ -323,6 +326,18 @@ class RetentionConfig(_Section):
     interval_s: float = Field(3600.0, gt=0, description="how often safecity run enforces retention")
     orphan_grace_s: float = Field(
         3600.0, ge=0, description="age before a media file that no row refers to is deleted"
+    )
+
+
+class PlatesConfig(_Section):
+    """Licence plates: read on vehicles, stored with their events, searched on record."""
+
+    enabled: bool = True
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="days a plate read of a vehicle that matched nothing is kept (None: as "
+        "long as its event, retention.events_days; a longer value changes nothing)",
     )
 
 
@@ -472,6 +487,7 @@ class SafecityConfig(_Section):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     authorisations: AuthorisationPolicy = Field(default_factory=AuthorisationPolicy)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
