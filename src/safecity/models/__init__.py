@@ -20,7 +20,8 @@ def model_path(name: str) -> Path:
     """Path of an installed model file by catalogue name.
 
     Names: ``nanodet`` (ONNX), ``centernet`` (ONNX), ``faceres`` (ONNX),
-    ``dlib_resnet`` (dlib .dat), ``dlib_shape5`` (dlib .dat). Raises ModelError
+    ``dlib_resnet`` (dlib .dat), ``dlib_shape5`` (dlib .dat), ``ppocr_det`` and
+    ``ppocr_rec`` (ONNX, copied out of the installed ``rapidocr`` package). Raises ModelError
     telling the operator to run ``safecity models install`` when it is missing
     or has the wrong size. The dlib files are copied (sha256-checked) from the
     installed ``face_recognition_models`` package on first use.

