@@ -163,12 +163,15 @@ class _Stream:
             return _SPECIAL_EXPONENTS[exponent]
         return float(np.ldexp(np.float64(mantissa), exponent))
 
-    def string(self) -> str:
-        raw = self.take(self.integer())
+    def string(self) -> str | None:
+        """A short text such as a version string; None when what follows is not one."""
+        length = self.integer()
+        if not 0 < length <= 64 or self.pos + length > len(self.data):
+            return None
         try:
-            return raw.decode("ascii")
+            return self.take(length).decode("ascii")
         except UnicodeDecodeError:
-            raise self.error("a version string is not text") from None
+            return None
 
     def boolean(self) -> bool:
         ch = self.take(1)
@@ -178,8 +181,9 @@ class _Stream:
 
     def version(self, what: str, *allowed: str) -> str:
         found = self.string()
-        if found not in allowed:
-            raise self.error(f"expected {what} ({' or '.join(allowed)}), found '{found[:40]}'")
+        if found is None or found not in allowed:
+            seen = "something else" if found is None else f"'{found}'"
+            raise self.error(f"expected {what} ({' or '.join(allowed)}), found {seen}")
         return found
 
     def int_version(self, what: str, *allowed: int) -> int:
