@@ -43,6 +43,38 @@ class Snapshot:
     time: datetime
 
 
+#: The labels whose events may carry a licence plate.
+VEHICLE_LABELS = frozenset({"car", "truck", "bus", "motorcycle"})
+
+
+#: The longest plate text the store keeps (EU plates have at most 10 characters).
+PLATE_TEXT_MAX = 16
+
+
+def plate_key(text: str) -> str:
+    """A plate as stored and searched: upper case, letters and digits only.
+
+    >>> plate_key("ba-123 xy")
+    'BA123XY'
+    """
+    return "".join(c for c in text.upper() if c.isascii() and c.isalnum())
+
+
+@dataclass(frozen=True)
+class PlateRead:
+    """A vehicle's licence plate as read while it was tracked.
+
+    ``text`` is normalised (upper case, letters and digits only, e.g. ``"BA123XY"``);
+    ``confidence`` is 0..1; ``crop`` is the plate's image (BGR) the read came from;
+    ``reads`` is how many reads were voted into ``text``.
+    """
+
+    text: str
+    confidence: float
+    crop: np.ndarray
+    reads: int = 1
+
+
 @dataclass(frozen=True)
 class Event:
     """Everything a sink may store about one track. Contains no face vector."""
@@ -59,9 +91,10 @@ class Event:
     match_snapshot: Snapshot | None = None  # the frame where the face matched, if any
     uuid: str = ""  # 32 hex digits from event_uuid(); "" lets the sink pick a random one
     # A person seen by the face detector only (the object detector missed the body):
-    # the snapshot is the head and shoulders around the face. Not stored as a column
-    # yet (the store keeps label "person"); sinks that ignore it lose nothing else.
+    # the snapshot is the head and shoulders around the face (events.face_only).
     face_only: bool = False
+    # The licence plate of a vehicle (a label in VEHICLE_LABELS), when one was read.
+    plate: PlateRead | None = None
 
 
 #: Namespace of event uuids (uuid5): fixed, so uuids are the same on every machine.

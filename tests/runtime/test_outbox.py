@@ -130,7 +130,7 @@ def test_files_are_owner_only_pixelated_and_hold_no_face_vector(tmp_path: Path, 
     raw = json.loads(path.read_text())
     assert set(raw) == {
         "format", "uuid", "camera", "track_id", "label", "started_at", "ended_at",
-        "best_score", "frames", "face_only", "snapshot", "match", "match_snapshot",
+        "best_score", "frames", "face_only", "plate", "snapshot", "match", "match_snapshot",
     }  # fmt: skip
     assert set(raw["snapshot"]) == {"png", "box", "frame_box", "frame_index", "time"}
     assert "redact" not in path.read_text()  # nothing left to redact: it was done

@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from safecity.errors import SafecityError
-from safecity.events import Event, Snapshot
+from safecity.events import Event, PlateRead, Snapshot
 from safecity.store.db import StoreValueError
 from safecity.store.media import pixelate
 from safecity.vision.types import Match
@@ -422,6 +422,7 @@ def encode_event(event: Event) -> bytes:
             "best_score": float(event.best_score),
             "frames": int(event.frames),
             "face_only": bool(event.face_only),
+            "plate": None if event.plate is None else _encode_plate(event.plate),
             "snapshot": _encode_snapshot(event.snapshot),
             "match": None
             if match is None
@@ -456,6 +457,7 @@ def decode_event(data: bytes) -> Event:
         best_score=float(raw["best_score"]),
         frames=int(raw["frames"]),
         face_only=bool(raw.get("face_only", False)),  # absent in outboxes written before it
+        plate=None if raw.get("plate") is None else _decode_plate(raw["plate"]),  # likewise
         snapshot=_decode_snapshot(raw["snapshot"]),
         match=None if match is None else Match(**match),
         match_snapshot=None
@@ -465,13 +467,43 @@ def decode_event(data: bytes) -> Event:
     )
 
 
+def _png(image: np.ndarray) -> str:
+    ok, png = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"cannot encode a {image.shape} image as PNG")
+    return base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def _unpng(text: str, what: str) -> np.ndarray:
+    data = np.frombuffer(base64.b64decode(text, validate=True), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None or not image.size:
+        raise ValueError(f"its {what} is not a readable image")
+    return image
+
+
+def _encode_plate(plate: PlateRead) -> dict[str, Any]:
+    return {
+        "text": plate.text,
+        "confidence": float(plate.confidence),
+        "reads": int(plate.reads),
+        "png": _png(plate.crop),
+    }
+
+
+def _decode_plate(raw: dict[str, Any]) -> PlateRead:
+    return PlateRead(
+        text=str(raw["text"]),
+        confidence=float(raw["confidence"]),
+        crop=_unpng(raw["png"], "plate image"),
+        reads=int(raw["reads"]),
+    )
+
+
 def _encode_snapshot(snapshot: Snapshot) -> dict[str, Any]:
     redacted = pixelate(snapshot.image, snapshot.redact_boxes)  # before the first write
-    ok, png = cv2.imencode(".png", redacted)
-    if not ok:
-        raise ValueError(f"cannot encode a {snapshot.image.shape} image as PNG")
     return {
-        "png": base64.b64encode(png.tobytes()).decode("ascii"),
+        "png": _png(redacted),
         "box": np.asarray(snapshot.box, np.float64).tolist(),
         "frame_box": np.asarray(snapshot.frame_box, np.float64).tolist(),
         "frame_index": int(snapshot.frame_index),
@@ -480,12 +512,8 @@ def _encode_snapshot(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def _decode_snapshot(raw: dict[str, Any]) -> Snapshot:
-    data = np.frombuffer(base64.b64decode(raw["png"], validate=True), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None or not image.size:
-        raise ValueError("its snapshot is not a readable image")
     return Snapshot(
-        image=image,
+        image=_unpng(raw["png"], "snapshot"),
         box=np.asarray(raw["box"], np.float32).reshape(4),
         frame_box=np.asarray(raw["frame_box"], np.float32).reshape(4),
         redact_boxes=np.zeros((0, 4), np.float32),  # pixelated before it was written

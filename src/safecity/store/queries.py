@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, literal, select, tuple_, union_all
 
+from safecity.events import PLATE_TEXT_MAX, plate_key
 from safecity.store.db import Store, StoreError
 from safecity.store.schema import EventRecord, Person, Review, UTCDateTime, Watchlist
 
@@ -50,6 +52,53 @@ class EventRow:
     created_at: datetime
     match_status: str | None = None  # candidate (awaiting review) | confirmed | rejected | annulled
     face_only: bool = False  # seen by the face only: the object detector missed the body
+    plate_text: str | None = None  # a vehicle's licence plate, normalised (BA123XY)
+    plate_confidence: float | None = None
+    plate_crop_path: str | None = None  # relative to the media folder
+
+
+#: The characters a normalised plate is made of (what a one-edit neighbour may hold).
+PLATE_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def plate_query(text: str) -> str:
+    """A plate search's text, normalised as plates are stored; refuses one with nothing left.
+
+    >>> plate_query(" ba-123 xy ")
+    'BA123XY'
+    """
+    key = plate_key(text)
+    if not key:
+        raise QueryError(f"plate {text!r} has no letters or digits to search for")
+    if len(key) > PLATE_TEXT_MAX:
+        raise QueryError(f"plate {text!r} is longer than any plate ({PLATE_TEXT_MAX} characters)")
+    return key
+
+
+def plate_neighbours(key: str) -> set[str]:
+    """Every plate at most one edit (a letter or digit changed, added or left out) from ``key``.
+
+    Fuzzy search looks these up in the plate index rather than scoring every stored
+    plate: at most 72 n + 37 strings for a plate of n characters (541 for 7), an
+    indexed ``IN``.
+
+    >>> {"AB", "A", "XAB", "AXB", "ABX", "XB", "AX"} <= plate_neighbours("AB")
+    True
+    >>> {"BA", "ABCD", "XY"} & plate_neighbours("AB")
+    set()
+    >>> len(plate_neighbours("BA123XY")) <= 72 * 7 + 37, "BA123XY" in plate_neighbours("BA123XY")
+    (True, True)
+    """
+    found = {key}
+    for i in range(len(key) + 1):
+        for c in PLATE_ALPHABET:
+            found.add(key[:i] + c + key[i:])  # one added
+            if i < len(key):
+                found.add(key[:i] + c + key[i + 1 :])  # one changed
+        if i < len(key):
+            found.add(key[:i] + key[i + 1 :])  # one left out
+    found.discard("")
+    return {p for p in found if len(p) <= PLATE_TEXT_MAX}
 
 
 def _check_time(name: str, value: datetime | None) -> None:
@@ -70,8 +119,16 @@ def _filtered(
     ids: Sequence[int] | None,
     cameras: Collection[str] | None = None,
     status: str | None = None,
+    plate: str | None = None,
+    fuzzy: bool = False,
 ) -> Select[Any]:
     _check_time("since", since)
+    if plate is not None:
+        key = plate_query(plate)
+        if fuzzy:
+            query = query.where(EventRecord.plate_text.in_(sorted(plate_neighbours(key))))
+        else:
+            query = query.where(EventRecord.plate_text == key)
     _check_time("until", until)
     if camera is not None:
         query = query.where(EventRecord.camera == camera)
@@ -128,6 +185,8 @@ def list_events(
     ids: Sequence[int] | None = None,
     cameras: Collection[str] | None = None,
     status: str | None = None,
+    plate: str | None = None,
+    fuzzy: bool = False,
     before: tuple[datetime, int] | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -138,7 +197,9 @@ def list_events(
     ``person`` is a person id or name; ``matched`` keeps only events with (True)
     or without (False) a match; ``ids`` keeps the given event ids; ``cameras``
     keeps events of those cameras only (a user's grants; empty: none);
-    ``status`` keeps one match status (``candidate``, ``confirmed`` …).
+    ``status`` keeps one match status (``candidate``, ``confirmed`` …);
+    ``plate`` keeps vehicles whose plate reads as that text once normalised
+    (:func:`plate_query`), or with ``fuzzy`` one edit away from it at most.
 
     ``before`` pages by key instead of offset: pass ``(started_at, id)`` of the
     last event of the previous page to get the events after it in this order.
@@ -158,6 +219,8 @@ def list_events(
         "matched": matched,
         "ids": ids,
         "status": status,
+        "plate": plate,
+        "fuzzy": fuzzy,
     }
     newest_first = (EventRecord.started_at.desc(), EventRecord.id.desc())
     if camera is None and cameras is not None and len(cameras) > 1:
@@ -207,6 +270,8 @@ def count_events(
     matched: bool | None = None,
     cameras: Collection[str] | None = None,
     status: str | None = None,
+    plate: str | None = None,
+    fuzzy: bool = False,
 ) -> int:
     """How many events :func:`list_events` would find without paging."""
     query = _filtered(
@@ -221,6 +286,8 @@ def count_events(
         ids=None,
         cameras=cameras,
         status=status,
+        plate=plate,
+        fuzzy=fuzzy,
     )
     with store.transaction() as session:
         return int(session.execute(query).scalar_one())
@@ -319,4 +386,7 @@ def _row(
         created_at=record.created_at,
         match_status=record.match_status,
         face_only=bool(record.face_only),
+        plate_text=record.plate_text,
+        plate_confidence=record.plate_confidence,
+        plate_crop_path=record.plate_crop_path,
     )

@@ -247,6 +247,12 @@ class EventRecord(Base):
     # A person seen only by the face (the object detector missed the body): the
     # snapshot is a head-and-shoulders crop around the face.
     face_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A vehicle's licence plate as read (normalised: upper case letters and digits), its
+    # confidence and the plate's crop (relative to the media directory). Personal data:
+    # searching by it is audited, and retention clears it (plates.retention_days).
+    plate_text: Mapped[str | None] = mapped_column(String(16), index=True)
+    plate_confidence: Mapped[float | None] = mapped_column(Float)
+    plate_crop_path: Mapped[str | None] = mapped_column(Text)
     snapshot_path: Mapped[str | None] = mapped_column(Text)
     match_snapshot_path: Mapped[str | None] = mapped_column(Text)
     match_person_id: Mapped[int | None] = mapped_column(

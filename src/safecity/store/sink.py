@@ -34,10 +34,11 @@ import re
 import uuid
 from collections.abc import Iterable
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from safecity.events import Event, Snapshot
+from safecity.events import PLATE_TEXT_MAX, VEHICLE_LABELS, Event, Snapshot, plate_key
 from safecity.governance import audit
 from safecity.governance.authorisations import allows_matching, camera_scopes
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
@@ -54,6 +55,24 @@ log = logging.getLogger(__name__)
 _UUID = re.compile(r"^[0-9a-f]{32}$")
 #: Uuids looked up per query (well under every backend's bound-parameter limit).
 _LOOKUP_CHUNK = 500
+
+
+def check_plate(event: Event) -> None:
+    """Refuse an event's plate that the store cannot keep as it is: one on an event that
+    is no vehicle's, or a text that is empty, too long or not normalised."""
+    plate = event.plate
+    assert plate is not None
+    if event.label not in VEHICLE_LABELS:
+        raise StoreValueError(
+            f"a {event.label} event cannot carry a licence plate (only {sorted(VEHICLE_LABELS)})"
+        )
+    if not plate.text or plate.text != plate_key(plate.text) or len(plate.text) > PLATE_TEXT_MAX:
+        raise StoreValueError(
+            f"plate text {plate.text!r} is not a normalised plate (1 to {PLATE_TEXT_MAX} "
+            "upper case letters and digits)"
+        )
+    if not 0.0 <= float(plate.confidence) <= 1.0:
+        raise StoreValueError(f"plate confidence {plate.confidence} is not between 0 and 1")
 
 
 class StoreSink:
@@ -113,7 +132,10 @@ class StoreSink:
 
     @staticmethod
     def _name(event: Event) -> str:
-        """The event's uuid (a random one when it has none); refuses a malformed one."""
+        """The event's uuid (a random one when it has none); refuses a malformed one
+        and a plate that cannot be stored (on no vehicle, or not normalised)."""
+        if event.plate is not None:
+            check_plate(event)
         if not event.uuid:
             return uuid.uuid4().hex
         if not _UUID.match(event.uuid):
@@ -146,6 +168,10 @@ class StoreSink:
                     event, event.match_snapshot, f"{name}-match", written
                 )
         match = event.match if images else None
+        plate = event.plate
+        plate_crop = None
+        if plate is not None:
+            plate_crop = self._image(event, plate.crop, np.empty((0, 4)), f"{name}-plate", written)
         return EventRecord(
             uuid=name,
             camera=event.camera,
@@ -156,6 +182,9 @@ class StoreSink:
             best_score=float(event.best_score),
             frames=int(event.frames),
             face_only=bool(event.face_only),
+            plate_text=plate.text if plate else None,
+            plate_confidence=float(plate.confidence) if plate else None,
+            plate_crop_path=plate_crop,
             snapshot_path=snapshot,
             match_snapshot_path=match_snapshot,
             match_person_id=match.person_id if match else None,
@@ -275,9 +304,19 @@ class StoreSink:
         )
 
     def _snapshot(self, event: Event, snapshot: Snapshot, name: str, written: list[str]) -> str:
+        return self._image(event, snapshot.image, snapshot.redact_boxes, name, written)
+
+    def _image(
+        self,
+        event: Event,
+        image: np.ndarray,
+        redact_boxes: np.ndarray,
+        name: str,
+        written: list[str],
+    ) -> str:
         try:
             relative = self.store.media.write_jpeg(
-                snapshot.image, snapshot.redact_boxes, event.camera, event.started_at, name
+                image, redact_boxes, event.camera, event.started_at, name
             )
         except OSError as error:
             raise StoreError(
