@@ -27,8 +27,11 @@ time at the start of the run; event ages count from ``events.started_at``):
   review or the annulment; retention deletes whatever is still left (the
   person link, a match snapshot, and for annulled or erased matches any
   image), whatever its age.
+- **Plate reads** of vehicles that match nothing: the plate's text, confidence
+  and crop file go after ``plates.retention_days`` when that is set (and shorter
+  than ``events_days``); the event row stays. Otherwise they go with the row.
 - **Event rows** (not confirmed matches): deleted after ``events_days``, with
-  any file they still refer to.
+  any file they still refer to (the plate crop included).
 - **Confirmed matches**: row and images are kept for the ``evidence_days`` of
   the authorisation they were made under, counted from ``match_decided_at``
   (``authorisations.default_evidence_days`` when that authorisation is gone),
@@ -114,6 +117,7 @@ class RetentionReport:
     snapshots: int = 0  # events with no match (or a rejected one) whose snapshots went
     candidates_expired: int = 0  # unreviewed candidate matches closed as expired
     rejected_evidence: int = 0  # rejected/annulled matches whose leftover evidence went
+    plates: int = 0  # vehicle events whose plate read (text, confidence, crop) went
     events: int = 0  # event rows deleted after events_days
     confirmed: int = 0  # confirmed matches deleted after their evidence period
     held: int = 0  # events kept by an active legal hold (after the run)
@@ -276,6 +280,17 @@ def _enforce(
             session, event, now, status="erased", purpose="subject-request"
         ),
     )
+    plate_days = config.plates.retention_days
+    if plate_days is not None and plate_days < policy.events_days:
+        sweep.run(
+            "plates",
+            [
+                EventRecord.match_status.is_(None),
+                EventRecord.started_at < now - timedelta(days=plate_days),
+                or_(EventRecord.plate_text.is_not(None), EventRecord.plate_crop_path.is_not(None)),
+            ],
+            lambda session, event: drop_plate(event),
+        )
     for where in _expired_confirmed(store, now, config.authorisations.default_evidence_days):
         sweep.run("confirmed", where, None)
     sweep.run(
@@ -310,6 +325,19 @@ def _record_failure(
 # -- events, in batches ---------------------------------------------------------------
 def _has_files() -> ColumnElement[bool]:
     return or_(EventRecord.snapshot_path.is_not(None), EventRecord.match_snapshot_path.is_not(None))
+
+
+def _event_files(event: EventRecord) -> list[str]:
+    """Every media file an event row refers to."""
+    paths = (event.snapshot_path, event.match_snapshot_path, event.plate_crop_path)
+    return [p for p in paths if p]
+
+
+def drop_plate(event: EventRecord) -> list[str]:
+    """Clear the event's plate read; returns its crop file, to delete after the commit."""
+    files = [event.plate_crop_path] if event.plate_crop_path else []
+    event.plate_text = event.plate_confidence = event.plate_crop_path = None
+    return files
 
 
 def _drop_leftover_evidence(session: Session, event: EventRecord) -> list[str]:
@@ -354,7 +382,7 @@ class _Sweeper:
                 todo = [r for r in rows if r.id not in held]
                 for row in todo:
                     if change is None:
-                        files += [p for p in (row.snapshot_path, row.match_snapshot_path) if p]
+                        files += _event_files(row)
                     else:
                         files += change(session, row)
                 if change is None and todo:
@@ -570,7 +598,12 @@ def _sweep_media(store: Store, grace_s: float, tally: _Tally) -> None:
 def _referenced(store: Store, files: list[str], chunk: int = 500) -> set[str]:
     """Which of ``files`` (relative paths) some event or template row refers to."""
     found: set[str] = set()
-    columns = (EventRecord.snapshot_path, EventRecord.match_snapshot_path, Template.photo_path)
+    columns = (
+        EventRecord.snapshot_path,
+        EventRecord.match_snapshot_path,
+        EventRecord.plate_crop_path,
+        Template.photo_path,
+    )
     with store.transaction() as session:
         for start in range(0, len(files), chunk):
             part = files[start : start + chunk]
