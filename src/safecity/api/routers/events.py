@@ -5,6 +5,10 @@ who matched (a viewer gets ``match: null``, no reviews, and snapshots with every
 face pixelated). A search by person is audited, like ``safecity events --person``,
 and so is every page or event that shows who matched.
 
+A licence plate is an identity too: only roles that see faces see a vehicle's
+plate (text and crop) or search by it (``plate=``, exact or with ``fuzzy=true``
+one character off), and every plate search is audited with the plate searched.
+
 A viewer cannot tell a matched event from an ordinary one: viewers see the stored
 snapshot of any event only while an ordinary event keeps one
 (``retention.snapshots_h`` after it started), though a confirmed match keeps
@@ -28,14 +32,23 @@ from safecity.api.errors import NotFound
 from safecity.api.imaging import viewer_snapshot
 from safecity.api.schemas.common import JPEG_RESPONSE
 from safecity.api.schemas.common import Page as PageOf
-from safecity.api.schemas.events import Event, EventDetail, EventReview, Match, MatchStatus
+from safecity.api.schemas.events import (
+    Event,
+    EventDetail,
+    EventReview,
+    Match,
+    MatchStatus,
+    Plate,
+)
 from safecity.governance.audit import record
 from safecity.store.queries import (
     EventRow,
+    QueryError,
     event_reviews,
     get_event,
     list_events,
     match_authorisation,
+    plate_query,
 )
 
 router = APIRouter(tags=["events"])
@@ -116,6 +129,17 @@ def viewer_snapshot_shown(row: EventRow, cutoff: datetime) -> bool:
     return row.snapshot_path is not None and row.started_at >= cutoff
 
 
+def plate_out(row: EventRow) -> Plate | None:
+    """The event's plate as the API shows it (to roles that see identities)."""
+    if row.plate_text is None:
+        return None
+    return Plate(
+        text=row.plate_text,
+        confidence=row.plate_confidence or 0.0,
+        crop=row.plate_crop_path is not None,
+    )
+
+
 def event_out(
     row: EventRow, user: Principal, confirmed: int, required: int, cutoff: datetime
 ) -> Event:
@@ -142,6 +166,7 @@ def event_out(
         frames=row.frames,
         best_score=row.best_score,
         face_only=row.face_only,
+        plate=plate_out(row) if user.can(Permission.SEE_FACES) else None,
         snapshot=row.snapshot_path is not None
         if user.can(Permission.SEE_FACES)
         else viewer_snapshot_shown(row, cutoff),
@@ -171,11 +196,31 @@ def events(
         str | None, Query(min_length=1, max_length=256, description="matched person: name or id")
     ] = None,
     status: Annotated[MatchStatus | None, Query(description="match status")] = None,
+    plate: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="licence plate; spaces, dashes and case ignored",
+            examples=["BA-123 XY"],
+        ),
+    ] = None,
+    fuzzy: Annotated[
+        bool, Query(description="with plate: also plates one character off (OCR misreads)")
+    ] = False,
 ) -> PageOf[Event]:
     """Events of your cameras, newest first; pass ``next_cursor`` back as ``cursor``."""
     since, until = _aware("since", since), _aware("until", until)
     if person is not None:
         _refuse_identities(user, "person")
+    if plate is not None:
+        _refuse_identities(user, "plate")
+        try:
+            plate = plate_query(plate)
+        except QueryError as error:
+            raise HTTPException(422, str(error)) from None
+    elif fuzzy:
+        raise HTTPException(422, "fuzzy widens a plate search; give plate too")
     if status is not None:
         _refuse_identities(user, "match status")
     cameras = user.camera_filter()
@@ -193,6 +238,8 @@ def events(
         until=until,
         person=who,
         status=status,
+        plate=plate,
+        fuzzy=fuzzy,
         cameras=cameras,
         before=decode_cursor(page.cursor) if page.cursor else None,
         limit=page.limit + 1,  # one more tells whether there is a next page
@@ -200,10 +247,11 @@ def events(
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     shown = sum(1 for r in rows if r.person_id is not None) if user.can(Permission.SEE_FACES) else 0
-    if person is not None or status is not None or shown:
-        # Looking for a person, or being shown who matched, is an audited use of personal
-        # data (as `safecity events` is); plain pages of unmatched events are not.
+    if person is not None or plate is not None or status is not None or shown:
+        # Looking for a person or a plate, or being shown who matched, is an audited use
+        # of personal data (as `safecity events` is); plain pages of unmatched events are not.
         filters = {"camera": camera, "label": label, "person": person, "status": status}
+        filters |= {"plate": plate, "fuzzy": fuzzy or None}
         filters |= {"since": since and since.isoformat(), "until": until and until.isoformat()}
         record(
             ctx.store,
@@ -298,6 +346,17 @@ def _for_viewer(ctx: ApiContext, row: EventRow, event_id: int) -> bytes:
         return viewer_snapshot(path, redactor)
     except (OSError, ValueError):
         raise _gone(event_id, "snapshot") from None
+
+
+@router.get("/events/{event_id}/plate.jpg", response_class=Response, responses=JPEG_RESPONSE)
+def plate_crop(event_id: EventId, user: FaceSeer, ctx: Context) -> Response:
+    """The vehicle's licence plate as read (an identity: not for viewers)."""
+    row = visible_event(ctx, user, event_id)
+    if row.plate_crop_path is None:
+        raise _gone(event_id, "plate image")
+    return Response(
+        _read(ctx, row.plate_crop_path, event_id, "plate image"), media_type="image/jpeg"
+    )
 
 
 @router.get("/events/{event_id}/match.jpg", response_class=Response, responses=JPEG_RESPONSE)

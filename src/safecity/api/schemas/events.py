@@ -26,6 +26,14 @@ class Match(BaseModel):
     required: int = Field(description="confirmations needed (four eyes or more)")
 
 
+class Plate(BaseModel):
+    """A vehicle's licence plate as read (never shown to viewers)."""
+
+    text: str = Field(description="normalised: upper case letters and digits", examples=["BA123XY"])
+    confidence: float = Field(description="of the read, 0 to 1")
+    crop: bool = Field(description="the plate's image is stored (GET /events/{id}/plate.jpg)")
+
+
 class Event(BaseModel):
     """One tracked object, from its first to its last frame."""
 
@@ -39,6 +47,10 @@ class Event(BaseModel):
     best_score: float
     face_only: bool = Field(
         False, description="a person seen by the face only (the detector missed the body)"
+    )
+    plate: Plate | None = Field(
+        None,
+        description="a vehicle's licence plate; null: none read, or your role sees no identities",
     )
     snapshot: bool = Field(description="a snapshot is stored (GET /events/{id}/snapshot.jpg)")
     match: Match | None = Field(description="null: no match, or your role sees no identities")
