@@ -259,6 +259,21 @@ class MatcherConfig(_Section):
     )
 
 
+class DecodeConfig(_Section):
+    skip: Literal["auto", "nonref", "nonkey", "none"] = Field(
+        "auto",
+        description="frames the decoder may skip: nonref (frames no other frame refers to, "
+        "e.g. B frames), nonkey (keyframes only), none; auto: nonref for H.264/HEVC sent at "
+        "3 or more times the camera's fps",
+    )
+    detect_tolerance_s: float = Field(
+        0.15,
+        gt=0,
+        description="a detect_url frame pairs with the main frame nearest in time, at most "
+        "this many seconds apart",
+    )
+
+
 class CameraConfig(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     url: str = Field(min_length=1, description="file path, rtsp://, http(s):// (MJPEG/HLS)")
@@ -267,6 +282,13 @@ class CameraConfig(_Section):
     enabled: bool = True
     loop: bool = False
     keyframes_only: bool = Field(False, description="decode only keyframes (cheap, low rate)")
+    detect_url: str | None = Field(
+        None,
+        min_length=1,
+        description="a lower-resolution substream of the same camera for the object detector; "
+        "faces and snapshots still come from url",
+    )
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     timeout_s: float = Field(5.0, gt=0, description="network open and read timeout")
     live_pace: bool = Field(

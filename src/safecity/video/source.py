@@ -15,6 +15,18 @@ caller that stores results only after the loop finishes never commits a partial
 analysis of a damaged file. Live streams tolerate a few undecodable packets, as
 network streams lose data; :class:`ReconnectingSource` reopens them when they drop.
 
+Decoding only what is needed: a camera analysed at ``fps`` F that sends many more
+frames may let the decoder skip frames no other frame refers to (``decode.skip``:
+``nonref``; ``auto`` does so for H.264/HEVC sent at 3 F or more) or all but
+keyframes (``nonkey``). Skipped frames cost neither decoding nor conversion; the
+frames that come out keep their true ``pts`` and their position in the stream as
+``index``, so sampling, tracks and progress see real times.
+
+A camera's ``detect_url`` (a lower-resolution substream) is opened as a source of
+its own with ``role="detect"``: it is not sampled (every frame it decodes comes
+out, for pairing with the main stream's; see :mod:`safecity.video.substream`) and
+its errors name it ("camera 'gate' detect stream stopped after frame 12: ...").
+
 Times: ``pts`` counts seconds from the stream's start. For a file (or any source
 with a known duration) ``time`` is a start time plus ``pts`` so that a run is
 reproducible; for a live stream it is the wall-clock time the frame arrived.
@@ -22,15 +34,17 @@ reproducible; for a live stream it is the wall-clock time the frame arrived.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import socket
 import threading
 import time as _time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import av
@@ -59,6 +73,44 @@ _DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 # 20, is 2 s at 10 fps and 4 s at 5 fps, all added to every reconnect). The nominal rate
 # usually comes from the H.264 parameter sets anyway; a few frames cover cameras without.
 _RTSP_FPS_PROBE_FRAMES = 5
+# decode.skip "auto" skips non-reference frames when a stream sends at least this many
+# frames per analysed frame: what is left (a third of the frames or more with up to two
+# B frames in a row, half with x264's B-pyramid) still holds a frame near every slot.
+AUTO_SKIP_RATIO = 3.0
+# Codecs whose non-reference frames FFmpeg's decoder skips without harm to the others.
+_NONREF_CODECS = frozenset({"h264", "hevc"})
+# decode.skip values as FFmpeg's AVDiscard names (codec_context.skip_frame).
+_SKIP_FRAME = {"none": "DEFAULT", "nonref": "NONREF", "nonkey": "NONKEY"}
+
+Role = Literal["main", "detect"]
+
+
+def choose_skip(mode: str, codec: str, stream_fps: float | None, analysis_fps: float | None) -> str:
+    """What the decoder skips for a camera: ``"none"``, ``"nonref"`` or ``"nonkey"``.
+
+    >>> choose_skip("auto", "h264", 25.0, 5.0), choose_skip("auto", "h264", 10.0, 5.0)
+    ('nonref', 'none')
+    >>> choose_skip("auto", "msmpeg4v3", 25.0, 5.0), choose_skip("nonkey", "gif", None, None)
+    ('none', 'nonkey')
+    """
+    if mode != "auto":
+        return mode
+    if analysis_fps is None or stream_fps is None or codec not in _NONREF_CODECS:
+        return "none"
+    return "nonref" if stream_fps >= AUTO_SKIP_RATIO * analysis_fps else "none"
+
+
+def camera_url(camera: CameraConfig, role: Role = "main") -> str:
+    """The URL a camera's stream of ``role`` is read from."""
+    if role == "detect":
+        if camera.detect_url is None:
+            raise ValueError(f"camera '{camera.name}' has no detect_url")
+        return camera.detect_url
+    return camera.url
+
+
+def _describe_role(camera: CameraConfig, role: Role) -> str:
+    return f"camera '{camera.name}'" + (" detect stream" if role == "detect" else "")
 
 
 def is_network(url: str) -> bool:
@@ -111,13 +163,16 @@ def probe(url: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") -> Sour
         container.close()
 
 
-def open_source(camera: CameraConfig, start_time: datetime | None = None) -> VideoSource:
+def open_source(
+    camera: CameraConfig, start_time: datetime | None = None, role: Role = "main"
+) -> VideoSource:
     """Open a camera's source now (raises :class:`SourceError` if it cannot be opened).
 
     ``start_time`` is the wall-clock time of a file's first frame; without it the
-    file's ``creation_time`` tag is used, else its modification time.
+    file's ``creation_time`` tag is used, else its modification time. ``role``
+    ``"detect"`` opens the camera's ``detect_url`` instead of its ``url``.
     """
-    return VideoSource(camera, start_time=start_time)
+    return VideoSource(camera, start_time=start_time, role=role)
 
 
 class VideoSource:
@@ -125,21 +180,33 @@ class VideoSource:
 
     ``camera.fps`` keeps at most that many frames a second (by pts); the others
     are decoded (the codec needs them) but never converted to arrays.
-    ``camera.keyframes_only`` asks the decoder to skip all but keyframes.
+    ``camera.decode.skip`` lets the decoder skip frames (:func:`choose_skip`; the
+    choice is :attr:`skip`); ``camera.keyframes_only`` is ``skip: nonkey``.
     ``camera.loop`` replays a file from the start with pts and index running on.
     """
 
-    def __init__(self, camera: CameraConfig, start_time: datetime | None = None) -> None:
+    def __init__(
+        self, camera: CameraConfig, start_time: datetime | None = None, role: Role = "main"
+    ) -> None:
         self.camera = camera
+        self.role = role
+        self.url = camera_url(camera, role)
         self.ended_cleanly = False
-        self.frames_decoded = 0  # every frame the decoder returned (Frame.index of the next)
+        self.frames_decoded = 0  # every frame the decoder returned
         self.frames_yielded = 0
-        self._what = f"camera '{camera.name}'"
-        self._period = None if camera.fps is None else 1.0 / camera.fps
+        self._position = 0  # stream position (Frame.index) of the next frame not skipped
+        self._what = _describe_role(camera, role)
+        # The detect stream is not sampled: each of its frames may be the nearest to a main one.
+        sampled = camera.fps is not None and role == "main"
+        self._period = 1.0 / camera.fps if sampled else None
         self._next_due: float | None = None
+        self._pass_end = 0.0  # pts of the last frame of the current pass over a file
         self._closed = False
         self._container, self._stream = self._open()
-        self.info = _describe(camera.url, self._container, self._stream)
+        self.info = _describe(self.url, self._container, self._stream)
+        mode = "nonkey" if camera.keyframes_only else camera.decode.skip
+        self.skip = choose_skip(mode, self.info.codec, self.info.fps, camera.fps)
+        self._stream.codec_context.skip_frame = _SKIP_FRAME[self.skip]
         self.live = self.info.live
         self._start_time = None if self.live else (start_time or self._file_start_time())
         self._frames = self._run()
@@ -174,12 +241,13 @@ class VideoSource:
     # -- internals -------------------------------------------------------------
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         container, stream = _open(
-            self.camera.url, self._what, self.camera.timeout_s, self.camera.rtsp_transport
+            self.url, self._what, self.camera.timeout_s, self.camera.rtsp_transport
         )
         ctx = stream.codec_context
         ctx.thread_type = "AUTO"
-        if self.camera.keyframes_only:
-            ctx.skip_frame = "NONKEY"
+        skip = getattr(self, "skip", None)  # chosen once the first open described the stream
+        if skip is not None:
+            ctx.skip_frame = _SKIP_FRAME[skip]
         return container, stream
 
     def _file_start_time(self) -> datetime:
@@ -190,8 +258,8 @@ class VideoSource:
                 return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
             except ValueError:
                 pass
-        if not is_network(self.camera.url):
-            return datetime.fromtimestamp(_local_path(self.camera.url).stat().st_mtime, UTC)
+        if not is_network(self.url):
+            return datetime.fromtimestamp(_local_path(self.url).stat().st_mtime, UTC)
         return datetime.now(UTC)
 
     def _due(self, pts: float) -> bool:
@@ -211,15 +279,14 @@ class VideoSource:
         try:
             while True:
                 count_before = self.frames_decoded
-                last_pts = pts_offset
-                for frame in self._decode(pts_offset):
-                    last_pts = frame.pts
-                    yield frame
+                self._pass_end = pts_offset
+                yield from self._decode(pts_offset)
                 if not (self.camera.loop and not self.live) or self.frames_decoded == count_before:
                     self.ended_cleanly = True
                     return
-                # Loop: continue one frame period after the last frame.
-                pts_offset = last_pts + 1.0 / (self.info.fps or 25.0)
+                # Loop: continue one frame period after the last frame of the pass (not the
+                # last one sampled, nor the last one decoded when the decoder skips).
+                pts_offset = self._pass_end + 1.0 / (self.info.fps or 25.0)
                 self._container.close()
                 self._container, self._stream = self._open()
         finally:
@@ -233,6 +300,9 @@ class VideoSource:
         t0: float | None = None
         last_pts = -1.0
         packets = errors = count = 0
+        # With skipping, the pts of every packet demuxed and not yet matched by a frame:
+        # frames come out in pts order, so those below a frame's pts were skipped.
+        pending: list[int] | None = [] if self.skip != "none" else None
         demuxer = self._container.demux(stream)
         while True:
             try:
@@ -245,6 +315,12 @@ class VideoSource:
                 packets += 1
                 if packet.is_corrupt and not live:
                     raise self._broken("the file is truncated or corrupt")
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is not None and base is not None and first_pts is not None:
+                    end = float((stamp - first_pts) * base) + pts_offset
+                    self._pass_end = max(self._pass_end, end)
+                if pending is not None and stamp is not None:
+                    heapq.heappush(pending, stamp)
             try:
                 decoded = packet.decode()
             except (av.error.FFmpegError, OSError) as exc:
@@ -258,7 +334,7 @@ class VideoSource:
                 continue
             errors = 0
             for av_frame in decoded:
-                index = self.frames_decoded
+                index = self._index(pending, av_frame.pts)
                 self.frames_decoded += 1
                 count += 1
                 now = _time.monotonic()
@@ -273,6 +349,7 @@ class VideoSource:
                 # Live timestamps can jump back at a discontinuity; keep them ordered.
                 pts = max(pts + pts_offset, last_pts) if live else pts + pts_offset
                 last_pts = pts
+                self._pass_end = max(self._pass_end, pts)
                 if not self._due(pts):
                     continue
                 wall = (
@@ -283,8 +360,22 @@ class VideoSource:
                 image = av_frame.to_ndarray(format="bgr24")
                 self.frames_yielded += 1
                 yield Frame(self.camera.name, index, pts, wall, image)
+        if pending:
+            self._position += len(pending)  # skipped frames after the last one out
         if not live:
             self._check_complete(packets)
+
+    def _index(self, pending: list[int] | None, pts: int | None) -> int:
+        """Stream position of a decoded frame: skipped frames before it count too."""
+        if pending and pts is not None:
+            while pending and pending[0] < pts:
+                heapq.heappop(pending)
+                self._position += 1
+            if pending and pending[0] == pts:
+                heapq.heappop(pending)
+        index = self._position
+        self._position += 1
+        return index
 
     def _check_complete(self, packets: int) -> None:
         """A file that ends without error may still be cut short: compare with its header."""
@@ -293,8 +384,8 @@ class VideoSource:
             raise self._broken(
                 f"the file is truncated ({packets} of the {expected} frames its header announces)"
             )
-        if self._stream.codec_context.name == "gif" and not is_network(self.camera.url):
-            path = _local_path(self.camera.url)
+        if self._stream.codec_context.name == "gif" and not is_network(self.url):
+            path = _local_path(self.url)
             with path.open("rb") as fh:
                 fh.seek(max(0, path.stat().st_size - 1))
                 if fh.read(1) != _GIF_TRAILER:
@@ -322,7 +413,8 @@ class ReconnectingSource:
     from 1 within one outage). Setting ``stop`` ends iteration at the next frame
     or during a wait (a blocked read returns within ``camera.timeout_s``).
     ``wait(seconds)`` sleeps (True: stopped); a wait that checks the server is
-    made of several calls of at most 0.25 s.
+    made of several calls of at most 0.25 s. ``role="detect"`` reads the camera's
+    ``detect_url`` (``opener`` then defaults to opening that).
 
     >>> # for frame in ReconnectingSource(camera, config.reconnect, stop=event): ...
     """
@@ -335,15 +427,19 @@ class ReconnectingSource:
         *,
         on_reconnect: Callable[[int, str], None] | None = None,
         wait: Callable[[float], bool] | None = None,
-        opener: Callable[[CameraConfig], VideoSource] = open_source,
+        opener: Callable[[CameraConfig], VideoSource] | None = None,
+        role: Role = "main",
     ) -> None:
         self.camera = camera
+        self.role = role
+        self.url = camera_url(camera, role)
+        self._what = _describe_role(camera, role)
         self.config = reconnect
         self.stop = stop or threading.Event()
         self.on_reconnect = on_reconnect
         # Waiting on the stop event makes a stop interrupt the backoff at once.
         self._wait = wait or self.stop.wait
-        self._opener = opener
+        self._opener = opener or (lambda c: open_source(c, role=role))
         self.reconnects = 0  # attempts made after a drop or a failed open
         self.sessions = 0  # successful opens
         self.fps: float | None = None
@@ -363,7 +459,7 @@ class ReconnectingSource:
         Returns True when stopped. The check is a bare TCP connect: cheap for the
         server, and it tells "still down" (refused, no answer) from "back".
         """
-        address = _tcp_address(self.camera.url)
+        address = _tcp_address(self.url)
         if address is None or delay <= _PORT_POLL_S or _listens(address):
             return self._wait(delay) or self.stop.is_set()
         deadline = _time.monotonic() + delay
@@ -371,12 +467,12 @@ class ReconnectingSource:
             if self._wait(min(_PORT_POLL_S, left)) or self.stop.is_set():
                 return True
             if _listens(address):
-                log.info("camera %s: its server listens again", self.camera.name)
+                log.info("%s: its server listens again", self._what)
                 return False
         return False
 
     def __iter__(self) -> Iterator[Frame]:
-        name = self.camera.name
+        what = self._what
         attempt = 0  # failed attempts in a row; 0 while the stream is healthy
         error = ""
         index_offset = 0
@@ -387,13 +483,11 @@ class ReconnectingSource:
                 attempt += 1
                 if self.config.max_attempts is not None and attempt > self.config.max_attempts:
                     raise SourceError(
-                        f"camera '{name}' gave up after {self.config.max_attempts} reconnect "
+                        f"{what} gave up after {self.config.max_attempts} reconnect "
                         f"attempts: {error}"
                     )
                 delay = self.backoff(attempt)
-                log.warning(
-                    "camera %s: reconnect attempt %d in %.3g s (%s)", name, attempt, delay, error
-                )
+                log.warning("%s: reconnect attempt %d in %.3g s (%s)", what, attempt, delay, error)
                 if self._wait_out(delay):
                     return
                 self.reconnects += 1
@@ -402,7 +496,7 @@ class ReconnectingSource:
             try:
                 source = self._opener(self.camera)
             except SourceError as exc:
-                if not is_network(self.camera.url):
+                if not is_network(self.url):
                     raise  # a missing or unreadable file does not heal by waiting
                 error = str(exc)
                 continue
@@ -410,7 +504,7 @@ class ReconnectingSource:
             self.sessions += 1
             self.fps = source.fps
             if attempt:
-                log.info("camera %s: reconnected after %d attempt(s)", name, attempt)
+                log.info("%s: reconnected after %d attempt(s)", what, attempt)
             first = True
             try:
                 for frame in source:
@@ -420,12 +514,8 @@ class ReconnectingSource:
                         if last is not None:
                             index_offset = last[0] + 1 - frame.index
                             pts_offset = last[1] + (_time.monotonic() - last[2]) - frame.pts
-                    out = Frame(
-                        frame.camera,
-                        frame.index + index_offset,
-                        frame.pts + pts_offset,
-                        frame.time,
-                        frame.image,
+                    out = replace(
+                        frame, index=frame.index + index_offset, pts=frame.pts + pts_offset
                     )
                     last = (out.index, out.pts, _time.monotonic())
                     yield out
@@ -554,9 +644,12 @@ def _describe(
 
 
 __all__ = [
+    "AUTO_SKIP_RATIO",
     "ReconnectingSource",
     "SourceInfo",
     "VideoSource",
+    "camera_url",
+    "choose_skip",
     "is_network",
     "open_source",
     "probe",
