@@ -353,7 +353,7 @@ class CameraPipeline:
         t0 = time.perf_counter()
         moving = True
         if self.motion is not None:
-            moving = self.motion.update(frame).moving or self._rate_due(frame.pts)
+            moving = self.motion.update(frame.for_detection()).moving or self._rate_due(frame.pts)
             timings["motion"] = (time.perf_counter() - t0) * 1000
         if not moving:
             ended_tracks = self.tracker.update(None, frame.pts).ended
@@ -365,7 +365,10 @@ class CameraPipeline:
         self.frames_analysed += 1
         self._last_analysed_pts = frame.pts
         t1 = time.perf_counter()
-        detections: Detections = self.stages.detector.detect(frame.image)
+        # A detect-stream frame is searched at its own size; its boxes scale to the main image.
+        detections: Detections = self.stages.detector.detect(frame.for_detection().image).scaled(
+            *frame.detect_scale
+        )
         timings["detector"] = (time.perf_counter() - t1) * 1000
         # Boxes outside their label's area/ratio limits are not tracked; every person
         # box still counts below for hiding heads.

@@ -190,9 +190,19 @@ def analyze_one(
     """
     from safecity.video.annotate import Annotator, open_writer
     from safecity.video.source import open_source
+    from safecity.video.substream import PairedFrames
 
     started = time.perf_counter()
-    source = open_source(camera, start_time=start_time or datetime.now(UTC))
+    start_time = start_time or datetime.now(UTC)
+    source = open_source(camera, start_time=start_time)
+    frames: Iterable[Frame] = source
+    if camera.detect_url is not None:
+        try:
+            detect = open_source(camera, start_time=start_time, role="detect")
+        except SourceError:
+            source.close()
+            raise
+        frames = PairedFrames.for_camera(source, detect, camera)
     # The source knows the rate it yields: min(requested, native).
     fps = source.fps or 10.0
     pipeline = CameraPipeline(camera.name, config, stages, fps=fps, matcher_for=matcher_for)
@@ -203,7 +213,7 @@ def analyze_one(
     pending: list[Event] = []
     ids: list[int] = []
     try:
-        for frame in source:
+        for frame in frames:
             if stop is not None and stop.is_set():
                 if not live:
                     raise SourceError(f"stopped before the end of {camera.url}; nothing was stored")
@@ -309,6 +319,7 @@ class CameraFleet:
     def _run_camera(self, camera: CameraConfig) -> None:
         from safecity.video.pacing import LivePacer
         from safecity.video.source import ReconnectingSource
+        from safecity.video.substream import PairedFrames
 
         stats = self.stats[camera.name]
         pipeline: CameraPipeline | None = None
@@ -323,10 +334,20 @@ class CameraFleet:
             source = ReconnectingSource(
                 camera, self.config.reconnect, stop=self.stop, on_reconnect=on_reconnect
             )
-            # A live-paced file sends frames at its own rate and drops what we miss.
             frames: Iterable[Frame] = source
+            if camera.detect_url is not None:
+                detect_stop = threading.Event()
+                detect = ReconnectingSource(
+                    camera,
+                    self.config.reconnect,
+                    detect_stop,
+                    on_reconnect=on_reconnect,
+                    role="detect",
+                )
+                frames = PairedFrames.for_camera(source, detect, camera, detect_stop)
+            # A live-paced file sends frames at its own rate and drops what we miss.
             if camera.live_pace:
-                frames = pacer = LivePacer(source, self.stop)
+                frames = pacer = LivePacer(frames, self.stop)
             for frame in _until(frames, self.stop):
                 if pipeline is None:
                     fps = source.fps or 10.0

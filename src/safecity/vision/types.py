@@ -30,7 +30,10 @@ class Frame:
     index: int  # position in the decoded stream (0-based, counts every decoded frame)
     pts: float  # seconds since the start of the stream
     time: datetime  # wall-clock time of the frame, timezone-aware UTC
-    image: np.ndarray  # HxWx3 uint8 BGR
+    image: np.ndarray  # HxWx3 uint8 BGR: the main stream, for faces and snapshots
+    # The same moment from the camera's lower-resolution detect stream (detect_url), for
+    # the motion gate and the object detector; None: they use ``image``.
+    detect_image: np.ndarray | None = None
 
     @property
     def height(self) -> int:
@@ -39,6 +42,20 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+    @property
+    def detect_scale(self) -> tuple[float, float]:
+        """Main-image pixels per detect-image pixel, (x, y); (1, 1) without a detect image."""
+        if self.detect_image is None:
+            return 1.0, 1.0
+        h, w = self.detect_image.shape[:2]
+        return self.width / w, self.height / h
+
+    def for_detection(self) -> Frame:
+        """This frame as the detector sees it: the detect image, when there is one."""
+        if self.detect_image is None:
+            return self
+        return Frame(self.camera, self.index, self.pts, self.time, self.detect_image)
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,13 @@ class Detections:
     @property
     def labels(self) -> list[str]:
         return [COCO_LABELS[int(c)] for c in self.class_ids]
+
+    def scaled(self, sx: float, sy: float) -> Detections:
+        """The same detections with boxes in pixels ``sx`` by ``sy`` times larger."""
+        if sx == 1.0 and sy == 1.0:
+            return self
+        factor = np.array([sx, sy, sx, sy], np.float32)
+        return Detections(self.boxes * factor, self.scores, self.class_ids)
 
 
 @dataclass(frozen=True)
