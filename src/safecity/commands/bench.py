@@ -155,6 +155,41 @@ def bench_components(
     out.print(results["machine"])
 
 
+@app.command("decode")
+def bench_decode_cmd(
+    fps: Annotated[float, typer.Option(min=0.1, help="analysis rate the cameras sample at")] = 5.0,
+    rounds: Annotated[int, typer.Option(min=1, help="interleaved rounds per mode")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Decoding with and without skipping frames (decode.skip), on the sample clips."""
+    from safecity.bench import _media
+    from safecity.video.bench_decode import bench_decode
+
+    clips = [_media("arcade-crowd-1080p.mp4"), _media("pedestrians-768x576.avi")]
+    r = bench_decode(clips, fps, rounds)
+    if as_json:
+        print(json.dumps(r))
+        return
+    table = Table("clip", "skip", "decoded", "delivered", "ms/delivered", "CPU s/video s")
+    for clip in r["clips"]:
+        for mode in clip["modes"]:
+            table.add_row(
+                clip["clip"],
+                mode["skip"],
+                str(mode["decoded"]),
+                str(mode["delivered"]),
+                f"{mode['ms_per_delivered']:.2f}",
+                f"{mode['cpu_s_per_video_s']:.3f}",
+            )
+    out.print(table)
+    for clip in r["clips"]:
+        out.print(
+            f"{clip['clip']} ({clip['codec']} {clip['size']}, {clip['stream_fps']:g} fps) read "
+            f"at {r['fps']:g} fps: auto = {clip['auto']}; old/new time "
+            f"{clip['time_ratio']:.2f}x, CPU {clip['cpu_ratio']:.2f}x (medians of {r['rounds']})"
+        )
+
+
 @app.command("pipeline")
 def bench_pipeline_cmd(
     source: Annotated[
