@@ -355,12 +355,29 @@ class PlatesConfig(_Section):
     """Licence plates: read on vehicles, stored with their events, searched on record."""
 
     enabled: bool = True
+    countries: list[str] = Field(
+        default_factory=lambda: ["SK", "CZ", "PL", "DE", "FR", "IT", "ES", "GB", "HU"],
+        description="plate formats to read (safecity.vision.plate_formats), the camera's own "
+        "country first: on a tie its format wins",
+    )
     retention_days: float | None = Field(
         None,
         gt=0,
         description="days a plate read of a vehicle that matched nothing is kept (None: as "
         "long as its event, retention.events_days; a longer value changes nothing)",
     )
+
+    @field_validator("countries")
+    @classmethod
+    def _known_countries(cls, countries: list[str]) -> list[str]:
+        from safecity.vision.plate_formats import COUNTRIES
+
+        codes = [c.strip().upper() for c in countries]
+        unknown = [c for c in codes if c not in COUNTRIES]
+        if unknown:
+            known = ", ".join(COUNTRIES)
+            raise ValueError(f"no plate formats for {', '.join(unknown)}; known: {known}")
+        return codes
 
 
 class AuditConfig(_Section):

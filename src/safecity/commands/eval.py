@@ -164,6 +164,29 @@ def eval_identify(
         out.print(f"saved for the DPIA and matcher.fpir: {saved}")
 
 
+@app.command("plates")
+def eval_plates(
+    folder: Annotated[
+        Path, typer.Option("--dir", help="photos with OpenALPR-style labels (NAME.txt)")
+    ],
+    country: Annotated[
+        list[str] | None,
+        typer.Option(help="plate formats to use, home country first (default: plates.countries)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """Licence plate reading on labelled photos (each photo is one vehicle crop): share read
+    exactly, character error rate, share where the plate was found, ms per crop (median)."""
+    from safecity.vision.plate_eval import evaluate_plates
+
+    countries = country or state.config().plates.countries
+    report = evaluate_plates(folder, countries)
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        out.print(report.format())
+
+
 def _calibrated_threshold(embedder: str) -> list[float]:
     """The calibrated default threshold of ``embedder``, if it has one."""
     from safecity.errors import SafecityError
