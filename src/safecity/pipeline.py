@@ -31,6 +31,7 @@ track's face is one of them unless it is the matched face.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,10 +41,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from safecity.config import SafecityConfig
-from safecity.events import Event, Snapshot
+from safecity.events import VEHICLE_LABELS, Event, PlateRead, Snapshot
 from safecity.vision.coco import LABEL_TO_ID
 from safecity.vision.filters import TrackEvidence, detection_mask
 from safecity.vision.nms import box_iou
+from safecity.vision.plate_track import TrackPlate
 from safecity.vision.redact import FaceRedactor, clip_boxes, privacy_boxes
 from safecity.vision.types import Detections, Face, Frame, Match, Track
 
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # the stages load models: imported only when Stages.load runs
     from safecity.vision.detector import ObjectDetector
     from safecity.vision.embedder import Embedder
     from safecity.vision.faces import FaceDetector
+    from safecity.vision.plates import PlateReader
     from safecity.vision.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -109,6 +112,20 @@ class Stages:
     face_detector: FaceDetector | None
     embedder: Embedder | None
     redactor: FaceRedactor  # always loaded: configuration cannot switch redaction off
+    # Licence plates: the reader loads at the first vehicle worth reading (about a second
+    # of model loading that a camera seeing no vehicles never pays).
+    plate_reader_factory: Callable[[], PlateReader] | None = None
+    _plate_reader: PlateReader | None = field(default=None, init=False, repr=False)
+    _plate_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def plate_reader(self) -> PlateReader | None:
+        """The shared plate reader (loaded once, on first use), or None when plates are off."""
+        if self.plate_reader_factory is None:
+            return None
+        with self._plate_lock:
+            if self._plate_reader is None:
+                self._plate_reader = self.plate_reader_factory()
+            return self._plate_reader
 
     @classmethod
     def load(cls, config: SafecityConfig) -> Stages:
@@ -123,6 +140,18 @@ class Stages:
 
             face_detector = FaceDetector(config.faces)
             embedder = make_embedder(config.embedder)
+        plates = None
+        if config.plates.enabled:
+
+            def plates() -> PlateReader:
+                from safecity.vision.plates import PlateReader
+
+                return PlateReader(
+                    countries=config.plates.countries,
+                    threads=config.detector.threads,
+                    det_side=config.plates.det_side,
+                )
+
         return cls(
             motion_factory=lambda: MotionGate(config.motion),
             detector=ObjectDetector(config.detector),
@@ -133,6 +162,7 @@ class Stages:
             face_detector=face_detector,
             embedder=embedder,
             redactor=FaceRedactor(),
+            plate_reader_factory=plates,
         )
 
 
@@ -303,6 +333,7 @@ class _TrackState:
     match_snapshot: Snapshot | None = None
     match_face: np.ndarray | None = None  # the matched face box, in match-snapshot pixels
     evidence: TrackEvidence = field(default_factory=TrackEvidence)  # score and movement
+    plate: TrackPlate | None = None  # vehicles, when this camera reads plates
 
 
 class CameraPipeline:
@@ -320,7 +351,10 @@ class CameraPipeline:
         stages: Stages,
         fps: float,
         matcher_for: MatcherProvider | None = None,
+        read_plates: bool = True,
     ) -> None:
+        """``read_plates``: the camera's own switch (``cameras[].read_plates``); plates are
+        read only when ``plates.enabled`` is on too."""
         self.camera = camera
         self.config = config
         self.stages = stages
@@ -337,6 +371,7 @@ class CameraPipeline:
         self._last_active: list[Track] = []
         self._last_analysed_pts: float | None = None
         self.matcher_for = matcher_for
+        self.read_plates = read_plates and stages.plate_reader_factory is not None
         self._states: dict[int, _TrackState] = {}
         self._face_side = min(config.faces.max_side, config.faces.full_frame_side)
         self._parts: tuple[int, ...] = ()
@@ -399,6 +434,10 @@ class CameraPipeline:
             if track.score > state.best_score:
                 state.best_score = track.score
                 state.snapshot = self._snapshot(frame, track, active, faces, people, keep=None)
+            if state.plate is not None and state.plate.due(track.box, frame.pts):
+                t3 = time.perf_counter()
+                state.plate.read(self.stages.plate_reader(), frame.image, track.box, frame.pts)
+                timings["plates"] = timings.get("plates", 0.0) + (time.perf_counter() - t3) * 1000
             if face is not None:
                 state.face_quality = max(state.face_quality, face.quality)
                 if self._worth_embedding(state, face, matcher):
@@ -619,6 +658,8 @@ class CameraPipeline:
                 ),
                 face_only=track.track_id >= FACE_TRACK_ID_BASE,
             )
+            if self.read_plates and track.label in VEHICLE_LABELS:
+                state.plate = TrackPlate(self.config.plates)
             self._states[track.track_id] = state
         return state
 
@@ -694,7 +735,19 @@ class CameraPipeline:
                 else None
             ),
             face_only=state.face_only,
+            plate=self._plate(state),
         )
+
+    def _plate(self, state: _TrackState) -> PlateRead | None:
+        """The track's voted plate, any face the redaction detector finds in its crop
+        pixelated (a plate crop is stored like a snapshot: invariant 3)."""
+        plate = None if state.plate is None else state.plate.result()
+        if plate is None:
+            return None
+        from safecity.store.media import pixelate
+
+        faces = self.stages.redactor.faces(plate.crop)
+        return replace(plate, crop=pixelate(plate.crop, faces)) if len(faces) else plate
 
 
 # -- pure helpers --------------------------------------------------------------

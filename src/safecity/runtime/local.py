@@ -205,7 +205,14 @@ def analyze_one(
         frames = PairedFrames.for_camera(source, detect, camera)
     # The source knows the rate it yields: min(requested, native).
     fps = source.fps or 10.0
-    pipeline = CameraPipeline(camera.name, config, stages, fps=fps, matcher_for=matcher_for)
+    pipeline = CameraPipeline(
+        camera.name,
+        config,
+        stages,
+        fps=fps,
+        matcher_for=matcher_for,
+        read_plates=camera.read_plates,
+    )
     # Live sources store events as tracks end; a file (even over HTTP) all at the end.
     live = source.live
     writer = None
@@ -352,7 +359,12 @@ class CameraFleet:
                 if pipeline is None:
                     fps = source.fps or 10.0
                     pipeline = CameraPipeline(
-                        camera.name, self.config, self.stages, fps=fps, matcher_for=self.matcher_for
+                        camera.name,
+                        self.config,
+                        self.stages,
+                        fps=fps,
+                        matcher_for=self.matcher_for,
+                        read_plates=camera.read_plates,
                     )
                 stats.state = "running"
                 result = pipeline.process(frame)
