@@ -5,9 +5,11 @@ cores, by ``plates.det_side``), so a track is read at most ``plates.max_reads``
 times, ``plates.read_interval_s`` apart, and only while the vehicle is at least
 ``plates.min_vehicle_width`` pixels wide.
 
->>> plate = TrackPlate(PlatesConfig())                          # doctest: +SKIP
->>> if plate.due(track.box, frame.pts): plate.read(reader, frame.image, track.box, frame.pts)
->>> plate.result()     # events.PlateRead or None               # doctest: +SKIP
+>>> plate = TrackPlate(PlatesConfig())
+>>> plate.due(np.array([0, 0, 80, 60]), 0.0)    # too narrow to read its plate
+False
+>>> plate.read(reader, image, track.box, pts)   # doctest: +SKIP
+>>> plate.result()                              # events.PlateRead or None
 """
 
 from __future__ import annotations
