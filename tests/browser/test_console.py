@@ -211,3 +211,41 @@ def test_a_viewer_gets_403_on_watchlists_and_sees_no_identities(
     events = page.request.get(f"{console.url}/api/v1/events?limit=500").json()["items"]
     assert events and all(e["match"] is None for e in events)
     page.context.close()
+
+
+def test_an_operator_finds_a_car_by_its_plate_one_character_off(
+    browser, console: Console, screenshots
+) -> None:
+    from plate_support import labelled_plate, vehicle_event
+
+    car = vehicle_event(
+        labelled_plate(console.data_dir, "eu8"), start=datetime.now(UTC), camera="vtest"
+    )
+    event_id = StoreSink(console.store).write(car)
+    page = sign_in(browser, console, "olga")
+    page.goto(f"{console.url}/events")
+    page.fill('[data-testid="filter-plate"]', "wsq 3o21")  # O for 0: one character off
+    page.check('[data-testid="filter-fuzzy"]')
+    page.click('[data-testid="filter-apply"]')
+    rows = page.locator('[data-testid="event-row"]')
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("data-event-id") == str(event_id)
+    expect(rows.first.locator('[data-testid="event-plate"]')).to_have_text("WSQ3021")
+    assert page.url.endswith("/events?plate=wsq+3o21&fuzzy=true")  # bookmarkable
+    page.screenshot(path=screenshots / "events-plate-search.png")
+
+    page.goto(f"{console.url}/events/{event_id}")
+    expect(page.locator('[data-testid="event-plate-text"]')).to_contain_text("WSQ3021")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=event-plate]');"
+        " return i && i.complete && i.naturalWidth === 303; }"  # the labelled box's width
+    )
+    page.screenshot(path=screenshots / "event-plate.png")
+    page.context.close()
+
+    viewer = sign_in(browser, console, "vic")
+    viewer.goto(f"{console.url}/events")
+    expect(viewer.locator('[data-testid="event-row"]').first).to_be_visible()
+    expect(viewer.locator('[data-testid="filter-plate"]')).to_have_count(0)
+    expect(viewer.locator('[data-testid="event-plate"]')).to_have_count(0)
+    viewer.context.close()

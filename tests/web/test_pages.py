@@ -175,9 +175,9 @@ def test_a_page_the_role_may_not_use_shows_the_apis_refusal(app: FastAPI) -> Non
 def test_viewers_get_no_identity_filters_and_operators_get_the_enrol_form(app: FastAPI) -> None:
     viewer = set(Page(signed_in(app, "vic").get("/events").text).testids())
     assert {"filter-camera", "filter-label", "filter-since", "filter-until"} <= viewer
-    assert not {"filter-person", "filter-status"} & viewer
+    assert not {"filter-person", "filter-status", "filter-plate", "filter-fuzzy"} & viewer
     auditor = set(Page(signed_in(app, "aude").get("/events").text).testids())
-    assert {"filter-person", "filter-status"} <= auditor
+    assert {"filter-person", "filter-status", "filter-plate", "filter-fuzzy"} <= auditor
     operator = Page(signed_in(app, "olga").get("/watchlists/3").text).testids()
     assert {"enrol-form", "enrol-name", "enrol-photos", "enrol-submit"} <= set(operator)
     auditor = Page(signed_in(app, "aude").get("/watchlists/3").text).testids()

@@ -1,6 +1,7 @@
 /* safecity console — one event (/events/{id}).
  *
- * data-testid: event-detail, event-facts, event-snapshot, event-match, match-facts,
+ * data-testid: event-detail, event-facts, event-plate-text, event-snapshot, event-plate
+ * (the plate's crop; plates only for roles that see identities), event-match, match-facts,
  * match-snapshot, review-list, review-item, back.
  */
 (function () {
@@ -26,6 +27,7 @@
   }
   unavailable('event-snapshot');
   unavailable('match-snapshot');
+  unavailable('event-plate');
 
   function show(e) {
     facts(document.getElementById('event-facts'), [
@@ -33,6 +35,8 @@
       ['ended', SC.time(e.ended_at)],
       ['camera', e.camera],
       ['label', e.face_only ? e.label + ' (seen by the face only)' : e.label],
+      ['plate', e.plate ? e.plate.text + ' (' + SC.number(e.plate.confidence, 2) + ')' : undefined,
+        'event-plate-text'],
       ['track', SC.number(e.track_id)],
       ['frames', SC.number(e.frames)],
       ['best score', SC.number(e.best_score, 3)]
@@ -40,6 +44,10 @@
     if (e.snapshot) {
       document.getElementById('event-snapshot').src = base + '/snapshot.jpg';
       document.getElementById('event-snapshot-box').hidden = false;
+    }
+    if (e.plate && e.plate.crop) {
+      document.getElementById('event-plate').src = base + '/plate.jpg';
+      document.getElementById('event-plate-box').hidden = false;
     }
     var m = e.match;
     if (m) {

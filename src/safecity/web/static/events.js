@@ -1,19 +1,22 @@
 /* safecity console — event timeline (/events).
  *
  * data-testid: event-filters, filter-camera, filter-label, filter-since, filter-until,
- * filter-person and filter-status (not for viewers: identities), filter-apply, filter-reset,
- * event-table, event-list, event-row (data-event-id=<id>), event-link, event-thumb,
- * event-match, empty, load-more.
+ * filter-person, filter-status, filter-plate and filter-fuzzy (not for viewers: identities),
+ * filter-apply, filter-reset, event-table, event-list, event-row (data-event-id=<id>),
+ * event-link, event-thumb, event-plate (the plate column, only for roles that see
+ * identities), event-match, empty, load-more.
  *
- * The filters live in the page's query string (?camera=&label=&since=&until=&person=&status=,
- * times ISO UTC), so a filtered view can be bookmarked. New events arrive from SSE `event`
+ * The filters live in the page's query string (?camera=&label=&since=&until=&person=&status=
+ * &plate=&fuzzy=, times ISO UTC), so a filtered view can be bookmarked. New events arrive from SSE `event`
  * and are put on top when they match the filters.
  */
 (function () {
   'use strict';
   var form = document.getElementById('event-filters');
   var list = document.getElementById('event-list');
-  var FIELDS = ['camera', 'label', 'since', 'until', 'person', 'status'];
+  var FIELDS = ['camera', 'label', 'since', 'until', 'person', 'status', 'plate', 'fuzzy'];
+  // The plate column is there for roles that see identities (the page leaves it out otherwise).
+  var platesShown = !!form.elements.plate;
   var filters = {};
 
   function readForm() {
@@ -21,6 +24,10 @@
     FIELDS.forEach(function (name) {
       var input = form.elements[name];
       if (!input) return;
+      if (input.type === 'checkbox') {
+        f[name] = input.checked ? 'true' : '';
+        return;
+      }
       var value = input.value.trim();
       f[name] = name === 'since' || name === 'until' ? SC.toUtc(value) : value;
     });
@@ -32,6 +39,10 @@
       var input = form.elements[name];
       if (!input) return;
       var value = f[name] || '';
+      if (input.type === 'checkbox') {
+        input.checked = value === 'true';
+        return;
+      }
       input.value = name === 'since' || name === 'until' ? SC.toLocalInput(value) : value;
     });
   }
@@ -61,6 +72,12 @@
       }
     }
     if (f.status && !(e.match && e.match.status === f.status)) return false;
+    if (f.plate) {
+      // Live events are put on top when their plate is the one searched; those one
+      // character off (fuzzy) show on the next load, where the server decides.
+      var plate = f.plate.toUpperCase().replace(/[^A-Z0-9]/g, '');
+      if (!e.plate || e.plate.text !== plate) return false;
+    }
     return true;
   }
 
@@ -89,6 +106,7 @@
       SC.el('td', {}, [SC.el('a', { href: href }, SC.time(e.started_at))]),
       SC.el('td', { text: e.camera }),
       SC.el('td', { text: e.face_only ? e.label + ' (face only)' : e.label }),
+      platesShown ? SC.el('td', { testid: 'event-plate', class: 'plate', text: e.plate ? e.plate.text : '' }) : null,
       SC.el('td', { class: 'num', text: SC.number(e.track_id) }),
       SC.el('td', { class: 'num', text: SC.number(e.best_score, 2) }),
       matchCell(e.match)
