@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from safecity import pipeline
 from safecity.config import CameraConfig
 from safecity.governance.clock import ManualClock
 from safecity.identity.gallery import GalleryCache
@@ -78,14 +79,14 @@ def seated_run(data_dir, seated_store, config, stages, tmp_path_factory, e2e):
     video = data_dir / SEATED
     _enrol_man(seated_store, config, e2e, tmp_path_factory.mktemp("photo"), _frames(video)[0].image)
     embedded: list[tuple[np.ndarray, np.ndarray]] = []  # (face centre, vector)
-    embedder = stages.embedder
-    original = embedder.embed
+    original = pipeline.embed_faces
 
-    def recording(image, face):
-        vector = original(image, face)
-        centre = (face.box[:2] + face.box[2:]) / 2
-        embedded.append((centre, np.array(vector, np.float32)))
-        return vector
+    def recording(embedder, image, faces):
+        vectors = original(embedder, image, faces)
+        for face, vector in zip(faces, vectors, strict=True):
+            centre = (face.box[:2] + face.box[2:]) / 2
+            embedded.append((centre, np.array(vector, np.float32)))
+        return vectors
 
     claims: list[list[tuple[int, tuple[float, ...]]]] = []  # per analysed frame
 
@@ -95,7 +96,7 @@ def seated_run(data_dir, seated_store, config, stages, tmp_path_factory, e2e):
                 [(v.track.track_id, tuple(v.face.box.tolist())) for v in result.tracks if v.face]
             )
 
-    embedder.embed = recording
+    pipeline.embed_faces = recording
     try:
         report = analyze_one(
             CameraConfig(name="seated", url=str(video)),
@@ -107,7 +108,7 @@ def seated_run(data_dir, seated_store, config, stages, tmp_path_factory, e2e):
             on_frame=record,
         )
     finally:
-        embedder.embed = original
+        pipeline.embed_faces = original
     return report, embedded, claims
 
 
