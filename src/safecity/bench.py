@@ -166,11 +166,50 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
             _time(lambda i: embedder.embed(*found[i % len(found)]), repeats),
         )
     )
+    rows += _dlib_network_rows(found, repeats, config.embedder.threads)
     return {
         "components": rows,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
     }
+
+
+def _dlib_network_rows(found: list, repeats: int, threads: int, batch: int = 8) -> list[dict]:
+    """dlib's ResNet on aligned chips: the dlib library, the ONNX conversion one face a
+    call, and batches of ``batch`` faces, per face. The three take turns in one loop so
+    that the machine's load weighs on them alike; ``speedup`` is dlib's median over each."""
+    import dlib
+
+    from safecity.models import model_path
+    from safecity.vision.embedder import DlibEmbedder
+
+    onnx_dlib = DlibEmbedder(threads=threads)
+    chips = [onnx_dlib.chips(image, [face])[0] for image, face in found]
+    library = dlib.face_recognition_model_v1(str(model_path("dlib_resnet")))
+    runs = {
+        "dlib library": lambda i: library.compute_face_descriptor(chips[i % len(chips)]),
+        "ONNX, 1 face a call": lambda i: onnx_dlib.embed_chips([chips[i % len(chips)]]),
+        f"ONNX, batches of {batch}": lambda i: onnx_dlib.embed_chips(
+            [chips[(i * batch + j) % len(chips)] for j in range(batch)]
+        ),
+    }
+    per_face = {"dlib library": 1, "ONNX, 1 face a call": 1, f"ONNX, batches of {batch}": batch}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(repeats + 2):  # the first two rounds warm up
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run(i)
+            if i >= 2:
+                times[name].append((time.perf_counter() - t0) * 1000 / per_face[name])
+    reference = float(np.median(times["dlib library"]))
+    rows = []
+    for name, measured in times.items():
+        row = _row(f"dlib ResNet, {name} (aligned chip)", "face", measured)
+        row["speedup"] = reference / row["median_ms"]
+        if name != "dlib library":
+            row["name"] += f": {row['speedup']:.1f}x dlib"
+        rows.append(row)
+    return rows
 
 
 def bench_audit(url: str | None = None, records: int = 5000) -> dict:

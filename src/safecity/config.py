@@ -222,6 +222,7 @@ class EmbedderConfig(_Section):
     # (safecity/identity/calibration/); arcface: a user's own ONNX (model_path).
     kind: Literal["dlib", "faceres", "fused", "arcface"] = "dlib"
     model_path: Path | None = Field(None, description="own ArcFace ONNX file")
+    threads: int = Field(1, ge=1, description="ONNX Runtime threads per embedding network")
 
 
 class MatcherConfig(_Section):

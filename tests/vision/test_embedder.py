@@ -189,3 +189,29 @@ def test_dlib_mirror_averaging(portraits):
     without = float(plain.embed(image, face) @ plain.embed(mirrored, mface))
     assert with_flip > 0.99 and 1 - with_flip < (1 - without) / 2, (with_flip, without)
     assert float(np.linalg.norm(flipped.embed(image, face))) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_dlib_batches_equal_single_faces(data_dir: Path, detector, embedder, portraits):
+    # The crowd frame has several faces; one ONNX call for all gives each face's own vector.
+    video = cv2.VideoCapture(str(data_dir / "video/arcade-crowd-1080p.mp4"))
+    ok, frame = video.read()
+    video.release()
+    faces = detector.detect(frame)
+    assert ok and len(faces) >= 3
+    many = embedder.embed_many(frame, faces)
+    assert many.shape == (len(faces), 128) and many.dtype == np.float32
+    single = np.stack([embedder.embed(frame, f) for f in faces])
+    np.testing.assert_allclose(many, single, atol=1e-5)
+    assert float((many[0] @ many[1:].T).max()) < 0.99  # different people, different vectors
+    chips = embedder.chips(frame, faces)
+    np.testing.assert_allclose(embedder.embed_chips(chips), many, atol=1e-5)
+    assert embedder.embed_many(frame, []).shape == (0, 128)
+    # flip: the mirrored chips ride in the same call; the vector is the unit mean of both
+    from safecity.vision.embedder import mirror
+
+    flipped = DlibEmbedder(flip=True)
+    image, face = portraits["obama"]
+    both = embedder.embed(image, face) + embedder.embed(*mirror(image, face))
+    np.testing.assert_allclose(
+        flipped.embed_many(image, [face, face])[1], both / np.linalg.norm(both), atol=1e-5
+    )

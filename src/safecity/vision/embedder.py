@@ -1,7 +1,8 @@
 """Face embedders: an aligned face → a unit vector; cosine similarity compares two.
 
 - :class:`DlibEmbedder` (default): dlib's ResNet, 128-d, fed a chip from
-  :class:`~safecity.vision.align.DlibAligner`.
+  :class:`~safecity.vision.align.DlibAligner`; the network runs in ONNX Runtime
+  (:mod:`safecity.models.dlib_onnx`), several faces in one call.
 - :class:`~safecity.vision.faceres.FaceResEmbedder` (``faceres``): HSE FaceRes, 1024-d.
 - :class:`FusedEmbedder` (``fused``): both of the above in one vector, compared by
   the fused score of :mod:`safecity.identity.matcher` (not by a plain cosine).
@@ -23,14 +24,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
 from safecity.config import EmbedderConfig
 from safecity.errors import ConfigError, ModelError
-from safecity.vision.align import ARCFACE_SIZE, DlibAligner, arcface_chip
+from safecity.vision.align import ARCFACE_SIZE, DLIB_CHIP_SIZE, DlibAligner, arcface_chip
 from safecity.vision.types import Face
 
 
@@ -47,6 +50,17 @@ class Embedder(Protocol):
         ...
 
 
+def l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
+    """float32 copy of a ``(n, d)`` matrix with each row scaled to unit length (zero rows stay).
+
+    >>> l2_normalise_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    m = np.asarray(matrix, np.float32)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return (m / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
 def l2_normalise(vector: np.ndarray) -> np.ndarray:
     """float32 copy of ``vector`` scaled to unit length (zero stays zero).
 
@@ -59,7 +73,19 @@ def l2_normalise(vector: np.ndarray) -> np.ndarray:
 
 
 class DlibEmbedder:
-    """dlib's face-recognition ResNet (128-d; dlib's rule: same person if euclidean < 0.6)."""
+    """dlib's face-recognition ResNet (128-d; dlib's rule: same person if euclidean < 0.6).
+
+    The network is dlib's own, converted to ONNX by :mod:`safecity.models.dlib_onnx`
+    (catalogue ``dlib_resnet_onnx``): its vectors equal dlib's
+    ``compute_face_descriptor`` within 1e-6, so the name stays ``dlib`` and stored
+    templates stay valid. Chips are aligned as before, by dlib's 5-point predictor
+    and ``get_face_chip``. :meth:`embed_many` runs all faces of an image (and their
+    mirror images, with ``flip``) in one ONNX Runtime call.
+
+    >>> emb = DlibEmbedder(threads=2)                       # doctest: +SKIP
+    >>> emb.embed_many(image_bgr, faces).shape              # doctest: +SKIP
+    (3, 128)
+    """
 
     name = "dlib"
     dim = 128
@@ -67,41 +93,88 @@ class DlibEmbedder:
 
     def __init__(
         self,
-        resnet_model: Path | None = None,
+        model_path: Path | None = None,
         shape_model: Path | None = None,
         flip: bool = False,
+        threads: int = 1,
     ) -> None:
-        """``flip``: average with the mirror image's vector (only inside the fused
-        embedder, whose name covers it; plain ``dlib`` templates never are)."""
-        import dlib
+        """``model_path``: the converted ONNX (default: the installed ``dlib_resnet_onnx``).
+        ``flip``: average with the mirror image's vector (only inside the fused
+        embedder, whose name covers it; plain ``dlib`` templates never are).
+        ``threads``: ONNX Runtime intra-op threads."""
+        from safecity.models.onnx import open_session
 
-        if resnet_model is None:
-            from safecity.models import model_path
+        if model_path is None:
+            from safecity.models import model_path as installed
 
-            resnet_model = model_path("dlib_resnet")
-        try:
-            self._net = dlib.face_recognition_model_v1(str(resnet_model))
-        except RuntimeError as exc:
-            raise ModelError(f"cannot load dlib face model {resnet_model}: {exc}") from None
+            model_path = installed("dlib_resnet_onnx")
+        self.session = open_session(model_path, threads, what="dlib face model")
+        self.input_name = self.session.get_inputs()[0].name
         self.aligner = DlibAligner(shape_model)
         self.flip = bool(flip)
-        # dlib's network keeps its layer outputs inside the object and is not
-        # documented as thread-safe; camera threads share this one, so take turns
-        # (the binding seems to hold the GIL anyway, so this costs nothing).
-        self._lock = threading.RLock()
+        # ONNX Runtime sessions are thread-safe for run(); dlib's shape predictor is not
+        # documented as such, and camera threads share this embedder: align in turns.
+        self._align_lock = threading.Lock()
 
-    def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
-        with self._lock:
-            vector = self.embed_chip(self.aligner.chip(image_bgr, face))
-            if not self.flip:
-                return vector
-            mirrored, mface = mirror(image_bgr, face)
-            return l2_normalise(vector + self.embed_chip(self.aligner.chip(mirrored, mface)))
+    def chips(self, image_bgr: np.ndarray, faces: Sequence[Face]) -> list[np.ndarray]:
+        """Aligned 150x150 RGB chips of ``faces``; with ``flip``, then those of the
+        mirror image (same order)."""
+        with self._align_lock:
+            chips = self.aligner.chips(image_bgr, faces)
+            if self.flip and faces:
+                width = image_bgr.shape[1]
+                mirrored = [mirror_face(f, width) for f in faces]
+                chips += self.aligner.chips(cv2.flip(image_bgr, 1), mirrored)
+        return chips
+
+    def raw_chips(self, chips_rgb: Sequence[np.ndarray]) -> np.ndarray:
+        """``(n, 128)`` descriptors as dlib returns them (not unit length), one call."""
+        if len(chips_rgb) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        batch = np.ascontiguousarray(np.stack(chips_rgb), dtype=np.uint8)
+        if batch.shape[1:] != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3):
+            raise ValueError(
+                f"dlib chips are {DLIB_CHIP_SIZE}x{DLIB_CHIP_SIZE} RGB; got {batch.shape[1:]}"
+            )
+        out = self.session.run(None, {self.input_name: batch})[0]
+        return np.asarray(out, np.float32).reshape(len(chips_rgb), self.dim)
+
+    def embed_chips(self, chips_rgb: Sequence[np.ndarray]) -> np.ndarray:
+        """``(n, 128)`` unit vectors of already aligned 150x150 RGB chips (no flip)."""
+        return l2_normalise_rows(self.raw_chips(chips_rgb))
 
     def embed_chip(self, chip_rgb: np.ndarray) -> np.ndarray:
         """Vector of an already aligned 150x150 RGB chip."""
-        with self._lock:
-            return l2_normalise(np.asarray(self._net.compute_face_descriptor(chip_rgb)))
+        return self.embed_chips([chip_rgb])[0]
+
+    def embed_many(self, image_bgr: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """``(len(faces), 128)`` unit vectors of faces of one image, in one batch."""
+        vectors = self.embed_chips(self.chips(image_bgr, faces))
+        if not self.flip:
+            return vectors
+        n = len(faces)
+        return l2_normalise_rows(vectors[:n] + vectors[n:])
+
+    def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
+        return self.embed_many(image_bgr, [face])[0]
+
+
+def mirror_face(face: Face, width: int) -> Face:
+    """The same face in the image flipped left-right (box and landmarks).
+
+    >>> f = Face(np.array([2, 1, 6, 5], np.float32), np.zeros((5, 2), np.float32), 0.9)
+    >>> mirror_face(f, 20).box.tolist()
+    [14.0, 1.0, 18.0, 5.0]
+    """
+    from dataclasses import replace
+
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    marks = np.asarray(face.landmarks, np.float32).copy()
+    marks[:, 0] = width - marks[:, 0]
+    # The person's right eye and mouth corner are image-left again after the flip.
+    marks = marks[[1, 0, 2, 4, 3]]
+    box = np.array([width - x2, y1, width - x1, y2], np.float32)
+    return replace(face, box=box, landmarks=marks)
 
 
 def mirror(image_bgr: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
@@ -112,16 +185,7 @@ def mirror(image_bgr: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
     >>> mirror(img, f)[1].box.tolist()
     [14.0, 1.0, 18.0, 5.0]
     """
-    from dataclasses import replace
-
-    w = image_bgr.shape[1]
-    x1, y1, x2, y2 = (float(v) for v in face.box)
-    marks = np.asarray(face.landmarks, np.float32).copy()
-    marks[:, 0] = w - marks[:, 0]
-    # The person's right eye and mouth corner are image-left again after the flip.
-    marks = marks[[1, 0, 2, 4, 3]]
-    box = np.array([w - x2, y1, w - x1, y2], np.float32)
-    return np.ascontiguousarray(image_bgr[:, ::-1]), replace(face, box=box, landmarks=marks)
+    return np.ascontiguousarray(image_bgr[:, ::-1]), mirror_face(face, image_bgr.shape[1])
 
 
 def arcface_blob(chip_bgr: np.ndarray, nhwc: bool = False) -> np.ndarray:
@@ -194,18 +258,25 @@ class FusedEmbedder:
     ((128, 1024), (1152,))
     """
 
-    def __init__(self, dlib: DlibEmbedder | None = None, faceres=None) -> None:
+    def __init__(self, dlib: DlibEmbedder | None = None, faceres=None, threads: int = 1) -> None:
         from safecity.identity.calibration import FUSED_NAME, load_calibration
         from safecity.vision.faceres import FaceResEmbedder
 
-        self.dlib = dlib or DlibEmbedder(flip=load_calibration().dlib_flip)
-        self.faceres = faceres or FaceResEmbedder()
+        self.dlib = dlib or DlibEmbedder(flip=load_calibration().dlib_flip, threads=threads)
+        self.faceres = faceres or FaceResEmbedder(threads=threads)
         self.name = FUSED_NAME
         self.parts = (self.dlib.dim, self.faceres.dim)
         self.dim = sum(self.parts)
 
     def embed(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
-        return fuse_vectors(self.dlib.embed(image_bgr, face), self.faceres.embed(image_bgr, face))
+        return self.embed_many(image_bgr, [face])[0]
+
+    def embed_many(self, image_bgr: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """``(len(faces), dim)`` fused vectors: one batched call per network."""
+        dlib = self.dlib.embed_many(image_bgr, faces)
+        faceres = self.faceres.embed_many(image_bgr, faces)
+        fused = [fuse_vectors(a, b) for a, b in zip(dlib, faceres, strict=True)]
+        return np.stack(fused) if fused else np.zeros((0, self.dim), np.float32)
 
 
 def fuse_vectors(*parts: np.ndarray) -> np.ndarray:
@@ -278,13 +349,13 @@ def make_embedder(config: EmbedderConfig | None = None) -> Embedder:
     ``arcface`` with ``model_path``."""
     config = config or EmbedderConfig()
     if config.kind == "dlib":
-        return DlibEmbedder()
+        return DlibEmbedder(threads=config.threads)
     if config.kind == "faceres":
         from safecity.vision.faceres import FaceResEmbedder
 
-        return FaceResEmbedder()
+        return FaceResEmbedder(threads=config.threads)
     if config.kind == "fused":
-        return FusedEmbedder()
+        return FusedEmbedder(threads=config.threads)
     if config.model_path is None:
         raise ConfigError("embedder.kind 'arcface' needs embedder.model_path (an ONNX file)")
-    return ArcFaceEmbedder(config.model_path)
+    return ArcFaceEmbedder(config.model_path, threads=config.threads)
