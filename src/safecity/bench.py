@@ -417,6 +417,7 @@ def bench_match(
     exact: bool | None = None,
     flat_max: int | None = None,
     cache_dir: Path | None = None,
+    real: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict:
     """Gallery search cost and accuracy at ``gallery`` templates, one probe at a time.
 
@@ -427,14 +428,15 @@ def bench_match(
     default when that index is not already exact — for an exact flat index too):
     build seconds, index bytes, process RSS growth, median and p95 milliseconds a
     probe, and recall@1 against exact search (the share of probes whose best row
-    scores as high as the exact best).
+    scores as high as the exact best). ``real``: embeddings and whose they are, to
+    use instead of the LFW cache.
     """
     from safecity.identity import index as idx
     from safecity.identity.matcher import scoring_for
 
     if gallery < 1 or probes < 1:
         raise SafecityError("--gallery and --probes must be at least 1")
-    vectors, people = _lfw_vectors(embedder, cache_dir)
+    vectors, people = real if real is not None else _lfw_vectors(embedder, cache_dir)
     scoring = scoring_for(*_scoring_name(embedder, vectors.shape[1]))
     rows, probe_vectors, real, mated = _match_data(vectors, people, scoring.parts, gallery, probes)
     probe_rows = [scoring.probe_row(v) for v in probe_vectors]

@@ -125,8 +125,9 @@ def test_margin_is_against_another_person_when_one_fills_the_first_hits(lfw):
 
 
 def test_bench_match_prints_its_figures_for_hnsw_and_exact(lfw):
-    r = bench_match(3000, "dlib", probes=40, flat_max=FLAT_MAX_TEST)
-    assert r["gallery"] == 3000 and r["probes"] == 40 and r["chosen"].startswith("hnsw")
+    r = bench_match(3000, "dlib", probes=40, flat_max=FLAT_MAX_TEST, real=lfw)
+    # Fewer probes than asked when only the fixture's few people are at hand (no cache).
+    assert r["gallery"] == 3000 and 20 <= r["probes"] <= 40 and r["chosen"].startswith("hnsw")
     kinds = [row["index"] for row in r["indexes"]]
     assert kinds[0].startswith("hnsw") and kinds[1] == "flat (exact)"
     for row in r["indexes"]:
