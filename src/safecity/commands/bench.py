@@ -190,6 +190,35 @@ def bench_decode_cmd(
         )
 
 
+@app.command("detector")
+def bench_detector_cmd(
+    repeats: Annotated[int, typer.Option(min=1, help="timed passes over the frames")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Object detector variants per clip: ms per frame, ratio and person recall against
+    the float model on the whole square input, measured in the same run."""
+    from safecity.vision.detector_bench import bench_detector
+
+    result = bench_detector(state.config(), repeats=repeats)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("clip", "variant", "input", "median ms", "ratio", "recall", "extra")
+    for clip in result["clips"]:
+        for i, v in enumerate(clip["variants"]):
+            table.add_row(
+                f"{Path(clip['clip']).stem}, {clip['frames']} frames" if i == 0 else "",
+                v["variant"],
+                v["input"],
+                f"{v['median_ms']:.1f}",
+                f"{v['ratio']:.2f}",
+                f"{v['recall']:.3f} ({v['matched']}/{v['people']})",
+                str(v["extra"]),
+            )
+    out.print(table)
+    out.print(result["machine"])
+
+
 @app.command("pipeline")
 def bench_pipeline_cmd(
     source: Annotated[
