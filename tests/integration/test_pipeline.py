@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from safecity import pipeline
 from safecity.config import CameraConfig
 from safecity.governance.clock import ManualClock
 from safecity.identity.gallery import GalleryCache
@@ -114,15 +115,14 @@ def arcade_run(data_dir, arcade_store, config, stages, tmp_path_factory, e2e):
     )
     # Record every face vector the pipeline computes, to look for them on disk.
     vectors: list[np.ndarray] = []
-    embedder = stages.embedder
-    original = embedder.embed
+    original = pipeline.embed_faces
 
-    def recording(image, face):
-        vector = original(image, face)
-        vectors.append(np.array(vector, np.float32))
-        return vector
+    def recording(embedder, image, faces):
+        found = original(embedder, image, faces)
+        vectors.extend(np.array(v, np.float32) for v in found)
+        return found
 
-    embedder.embed = recording
+    pipeline.embed_faces = recording
     try:
         views: dict[int, list] = {}
         matched_boxes: dict[int, list] = {}  # frame index -> boxes of matched tracks
@@ -138,7 +138,7 @@ def arcade_run(data_dir, arcade_store, config, stages, tmp_path_factory, e2e):
             store, config, stages, video, "arcade", e2e.now, annotated=annotated, record=record
         )
     finally:
-        embedder.embed = original
+        pipeline.embed_faces = original
     return report, vectors, views, matched_boxes
 
 
