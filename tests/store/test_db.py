@@ -36,6 +36,7 @@ TABLES = {
     "account_sponsors",
     "cluster_status",
     "alert_cursors",
+    "listed_plates",
 }
 
 
@@ -46,7 +47,7 @@ def test_migrations_create_the_schema_on_an_empty_database(store: Store) -> None
     assert {("camera", "started_at"), ("label",), ("started_at",)} <= event_indexes
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
-            "0009"
+            "0010"
         )
 
 

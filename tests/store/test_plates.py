@@ -111,7 +111,7 @@ def test_migration_0009_upgrades_a_database_with_events(backend_url: str, tmp_pa
         assert (row.label, row.plate_text, row.plate_confidence) == ("car", None, None)
         with store.engine.connect() as connection:
             version = connection.execute(text("SELECT version_num FROM alembic_version"))
-            assert version.scalar() == "0009"
+            assert version.scalar() == "0010"  # upgraded to the head
         assert list_events(store, plate="M5XSX") == []
     finally:
         store.close()

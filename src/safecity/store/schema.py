@@ -162,6 +162,9 @@ class Watchlist(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     authorisation_id: Mapped[int] = mapped_column(ForeignKey("authorisations.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What it lists: "face" (persons with face templates) or "plate" (vehicles by
+    # licence plate, as persons named by the listing's description).
+    kind: Mapped[str] = mapped_column(String(8), default="face", server_default="face")
 
     authorisation: Mapped[Authorisation] = relationship()
     persons: Mapped[list[Person]] = relationship(
@@ -193,6 +196,9 @@ class Person(Base):
     templates: Mapped[list[Template]] = relationship(
         back_populates="person", cascade="all, delete-orphan"
     )
+    plates: Mapped[list[ListedPlate]] = relationship(
+        back_populates="person", cascade="all, delete-orphan"
+    )
 
 
 class Template(Base):
@@ -218,6 +224,26 @@ class Template(Base):
     photo_path: Mapped[str | None] = mapped_column(Text)
 
     person: Mapped[Person] = relationship(back_populates="templates")
+
+
+class ListedPlate(Base):
+    """A licence plate listed on a plate watchlist: the vehicle's "template".
+
+    ``plate`` is normalised (:func:`safecity.events.plate_key`); the person row
+    says what and why (e.g. "stolen silver Skoda, case 4411") and who listed it.
+    Retention deletes it with the templates when its authorisation ends.
+    """
+
+    __tablename__ = "listed_plates"
+    __table_args__ = (UniqueConstraint("person_id", "plate"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"))
+    plate: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enrolled_by: Mapped[str] = mapped_column(String(128), default="")  # may not review matches
+
+    person: Mapped[Person] = relationship(back_populates="plates")
 
 
 class EventRecord(Base):
