@@ -383,6 +383,14 @@ class PlatesConfig(_Section):
     min_vehicle_width: int = Field(
         120, ge=1, description="pixels; a narrower vehicle's plate is too small to read"
     )
+    match_max_edits: int = Field(
+        0,
+        ge=0,
+        le=1,
+        description="plate watchlists: a read matches a listed plate when the same (0), or "
+        "also one letter or digit changed, added or left out (1: more false hits, each a "
+        "candidate reviewers must reject)",
+    )
     retention_days: float | None = Field(
         None,
         gt=0,

@@ -65,11 +65,19 @@ PERSON = LABEL_TO_ID["person"]
 #: is authorised there and then. The runtime supplies it; the pipeline never
 #: reads the database.
 MatcherProvider = Callable[[str, datetime], "MatcherLike | None"]
+#: The same for plate watchlists: asked when a vehicle's event ends with a plate read.
+PlateMatcherProvider = Callable[[str, datetime], "PlateMatcherLike | None"]
 
 
 class MatcherLike(Protocol):
     def match(self, vector: np.ndarray, embedder: str | None = None) -> Match | None:
         """``embedder`` names who made ``vector``; a gallery of another embedder refuses it."""
+        ...
+
+
+class PlateMatcherLike(Protocol):
+    def match(self, read: PlateRead) -> Match | None:
+        """The listed vehicle ``read`` is (safecity.identity.plate_lists), or None."""
         ...
 
 
@@ -352,9 +360,11 @@ class CameraPipeline:
         fps: float,
         matcher_for: MatcherProvider | None = None,
         read_plates: bool = True,
+        plate_matcher_for: PlateMatcherProvider | None = None,
     ) -> None:
         """``read_plates``: the camera's own switch (``cameras[].read_plates``); plates are
-        read only when ``plates.enabled`` is on too."""
+        read only when ``plates.enabled`` is on too. ``plate_matcher_for``: the plate
+        watchlists a vehicle's read is checked against when its event ends."""
         self.camera = camera
         self.config = config
         self.stages = stages
@@ -371,6 +381,7 @@ class CameraPipeline:
         self._last_active: list[Track] = []
         self._last_analysed_pts: float | None = None
         self.matcher_for = matcher_for
+        self.plate_matcher_for = plate_matcher_for
         self.read_plates = read_plates and stages.plate_reader_factory is not None
         self._states: dict[int, _TrackState] = {}
         self._face_side = min(config.faces.max_side, config.faces.full_frame_side)
@@ -693,7 +704,9 @@ class CameraPipeline:
     def _event(self, state: _TrackState) -> Event | None:
         if state.snapshot is None:
             return None
-        matched = state.match is not None
+        plate = self._plate(state)
+        plate_match = self._plate_match(plate, state.snapshot) if state.match is None else None
+        matched = state.match is not None or plate_match is not None
         if not matched and state.face_only and state.face_quality < self.config.faces.min_quality:
             # A face-only track is a person on its face's word alone: one never good
             # enough to search is too weak (arcade clip: a lion's head of the Royal
@@ -719,6 +732,14 @@ class CameraPipeline:
                 state.evidence.peak_median,
             )
             return None
+        snapshot = self._finalise_snapshot(state.snapshot, keep_face=None)
+        match_snapshot = None
+        if state.match is not None:
+            match_snapshot = self._finalise_snapshot(
+                state.match_snapshot, keep_face=state.match_face
+            )
+        elif plate_match is not None:
+            match_snapshot = snapshot  # a listed vehicle's evidence: its snapshot (and plate)
         return Event(
             camera=self.camera,
             track_id=state.track_id,
@@ -727,16 +748,30 @@ class CameraPipeline:
             ended_at=state.ended_at,
             best_score=float(state.best_score),
             frames=state.frames,
-            snapshot=self._finalise_snapshot(state.snapshot, keep_face=None),
-            match=state.match,
-            match_snapshot=(
-                self._finalise_snapshot(state.match_snapshot, keep_face=state.match_face)
-                if matched
-                else None
-            ),
+            snapshot=snapshot,
+            match=state.match or plate_match,
+            match_snapshot=match_snapshot,
             face_only=state.face_only,
-            plate=self._plate(state),
+            plate=plate,
         )
+
+    def _plate_match(self, plate: PlateRead | None, snapshot: Snapshot) -> Match | None:
+        """The listed vehicle a plate read is, on the plate watchlists authorised for this
+        camera at the snapshot's time (the time the store checks the match against)."""
+        if plate is None or self.plate_matcher_for is None:
+            return None
+        matcher = self.plate_matcher_for(self.camera, snapshot.time)
+        match = None if matcher is None else matcher.match(plate)
+        if match is not None:
+            log.info(
+                "camera %s: plate %s matches %s on %s (read confidence %.2f)",
+                self.camera,
+                plate.text,
+                match.person_id,
+                match.watchlist_name,
+                match.score,
+            )
+        return match
 
     def _plate(self, state: _TrackState) -> PlateRead | None:
         """The track's voted plate, any face the redaction detector finds in its crop

@@ -33,8 +33,9 @@ def authorised_watchlist(
     valid_until: datetime | None = None,
     evidence_days: int = 90,
     approved: bool = True,
+    kind: str = "face",
 ) -> WatchlistInfo:
-    """A watchlist proposed by 'alice' and (by default) approved by 'bob'."""
+    """A watchlist (of ``kind``) proposed by 'alice' and (by default) approved by 'bob'."""
     info = create_watchlist(
         store,
         name,
@@ -48,6 +49,7 @@ def authorised_watchlist(
         cameras=cameras,
         evidence_days=evidence_days,
         clock=clock,
+        kind=kind,
     )
     if approved:
         approve(store, info.authorisation_id, by="bob", clock=clock)

@@ -139,6 +139,8 @@ def match_message(
         "confirmed_at": confirmed_at.isoformat(),
         "snapshot_url": snapshot_url(public_url, event),
     }
+    if event.plate_text:  # a listed vehicle's hit: the plate that was read
+        body["plate"] = event.plate_text
     identity = {"event": event.uuid, "camera": event.camera, "watchlist": watchlist}
     return Message(message_id, "match", "matches", body, identity=identity)
 

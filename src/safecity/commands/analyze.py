@@ -84,6 +84,7 @@ def _analyze(
             stages,
             write=sink.write_many,
             matcher_for=gallery.matcher_for,
+            plate_matcher_for=gallery.plate_matcher_for,
             annotated_video=annotated,
             start_time=start,
             on_frame=on_frame,

@@ -11,8 +11,8 @@ time at the start of the run; event ages count from ``events.started_at``):
   ended (:meth:`AuthorisationInfo.ended_at`) more than
   ``authorisations.template_grace_days`` ago are deleted and
   ``templates_deleted_at`` is set, and so are their enrolled face photos
-  (after the commit). The persons (names) stay, so kept evidence
-  still says who matched. A renewal moves the watchlists to the new
+  (after the commit), and the plates listed on plate watchlists. The persons
+  (names) stay, so kept evidence still says who matched. A renewal moves the watchlists to the new
   authorisation, so renewed templates are not touched.
 - **Candidate matches nobody reviewed**: once the snapshot period
   (``retention.snapshots_h``, 72 h) has passed they can no longer be checked
@@ -91,11 +91,13 @@ from safecity.governance.evidence import (
 )
 from safecity.governance.holds import active_hold_exists, held_event_ids
 from safecity.identity.photos import photo_folders, photo_paths
+from safecity.identity.plate_lists import delete_listed_plates
 from safecity.store.db import Store
 from safecity.store.schema import (
     Authorisation,
     EventRecord,
     LegalHold,
+    ListedPlate,
     Person,
     Template,
     Watchlist,
@@ -125,6 +127,7 @@ class RetentionReport:
     emergency_results: int = 0  # matches annulled for them
     template_authorisations: int = 0  # authorisations whose templates were deleted
     templates: int = 0  # templates (face vectors) deleted
+    listed_plates: int = 0  # plates listed on plate watchlists, deleted like templates
     persons: int = 0  # enrolled names deleted with their templates (no match refers to them)
     erasures: int = 0  # matches erased on request once their legal hold was released
     files: int = 0  # media files deleted (enrolled face photos and orphans included)
@@ -490,6 +493,9 @@ def _delete_templates(store: Store, now: datetime, grace: timedelta, tally: _Tal
                 execution_options={"synchronize_session": False},
             )
             tally.add("templates", int(result.rowcount or 0))  # type: ignore[attr-defined]
+            # A plate watchlist's listed plates are its templates: they go at the same time.
+            listed = delete_listed_plates(session, ListedPlate.person_id.in_(persons))
+            tally.add("listed_plates", listed)
             row = session.get(Authorisation, auth_id)
             if row is not None and row.templates_deleted_at is None:
                 row.templates_deleted_at = now

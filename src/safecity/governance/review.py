@@ -33,7 +33,14 @@ from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.governance.evidence import reject_match
 from safecity.store.db import Store
-from safecity.store.schema import EventRecord, Person, Review, Template, Watchlist
+from safecity.store.schema import (
+    EventRecord,
+    ListedPlate,
+    Person,
+    Review,
+    Template,
+    Watchlist,
+)
 
 Decision = Literal["confirm", "reject"]
 
@@ -78,6 +85,10 @@ class Candidate:
     snapshot_path: str | None
     match_snapshot_path: str | None
     confirmed_by: list[str]
+    # A plate watchlist's hit: the read (its crop) beside the plate(s) listed.
+    plate_text: str | None = None
+    plate_crop_path: str | None = None
+    listed_plates: tuple[str, ...] = ()
 
 
 def _enrollers(session: Session, person: Person) -> set[str]:
@@ -85,7 +96,10 @@ def _enrollers(session: Session, person: Person) -> set[str]:
     added = session.scalars(
         select(Template.enrolled_by).where(Template.person_id == person.id).distinct()
     )
-    return {person.enrolled_by, *added} - {""}
+    listed = session.scalars(  # a listed vehicle's plates (safecity.identity.plate_lists)
+        select(ListedPlate.enrolled_by).where(ListedPlate.person_id == person.id).distinct()
+    )
+    return {person.enrolled_by, *added, *listed} - {""}
 
 
 def _confirmations_of(session: Session, event_ids: list[int]) -> dict[int, list[str]]:
@@ -216,6 +230,13 @@ def review_queue(store: Store, *, limit: int = 100, offset: int = 0) -> list[Can
     with store.transaction() as session:
         rows = session.execute(query).all()
         confirmed = _confirmations_of(session, [e.id for e, *_ in rows])
+        listed: dict[int, list[str]] = {}
+        for person_id, plate in session.execute(
+            select(ListedPlate.person_id, ListedPlate.plate)
+            .where(ListedPlate.person_id.in_({e.match_person_id for e, *_ in rows}))
+            .order_by(ListedPlate.id)
+        ):
+            listed.setdefault(person_id, []).append(plate)
         return [
             Candidate(
                 event_id=e.id,
@@ -230,6 +251,9 @@ def review_queue(store: Store, *, limit: int = 100, offset: int = 0) -> list[Can
                 snapshot_path=e.snapshot_path,
                 match_snapshot_path=e.match_snapshot_path,
                 confirmed_by=confirmed.get(e.id, []),
+                plate_text=e.plate_text,
+                plate_crop_path=e.plate_crop_path,
+                listed_plates=tuple(listed.get(e.match_person_id, ())),
             )
             for e, person_name, enrolled_by, watchlist_name in rows
         ]

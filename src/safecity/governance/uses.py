@@ -57,26 +57,45 @@ class AuditedGallery:
             use_clock(clock)
 
     def matcher_for(self, camera: str, at: datetime):
-        """The matcher over the watchlists whose use on ``camera`` is recorded, or None."""
+        """The matcher over the face watchlists whose use on ``camera`` is recorded, or None."""
+        return self.gallery.matcher_over(self._searchable(camera, at, "face"))
+
+    def plate_matcher_for(self, camera: str, at: datetime):
+        """The plate matcher over the plate watchlists whose use on ``camera`` is recorded
+        (asked when a vehicle's event ends with a plate read), or None."""
+        return self.gallery.plate_matcher_over(self._searchable(camera, at, "plate"))
+
+    def _searchable(self, camera: str, at: datetime, kind: str) -> list[int]:
+        """The watchlists of ``kind`` ``camera`` may search at ``at``, each use recorded."""
         # Allowed at the frame's time *and* now: a file's operator-given start time
         # cannot reach into an ended window or one not yet started.
         now_allowed = self.gallery.allowed(camera, self.clock.now())
         allowed = {
-            wid: w for wid, w in self.gallery.allowed(camera, at).items() if wid in now_allowed
+            wid: w
+            for wid, w in self.gallery.allowed(camera, at).items()
+            if wid in now_allowed and w.kind == kind
         }
         with self._lock:
-            self._last_seen[camera] = at
-            running = {wid for (cam, wid) in self._open if cam == camera}
+            # Plates are asked at a snapshot's time, which can precede the last frame's.
+            self._last_seen[camera] = max(at, self._last_seen.get(camera, at))
+            running = {
+                wid for (cam, wid), use in self._open.items() if cam == camera and use.kind == kind
+            }
             for wid in running - allowed.keys():
                 self._end(camera, wid, at, "the authorisation no longer allows it")
             for wid in allowed.keys() - running:
                 if time.monotonic() >= self._retry_at.get(camera, 0.0):
                     self._start(camera, allowed[wid], at)
             for (cam, _wid), use in self._open.items():
-                if cam == camera and (at - use.beat_at).total_seconds() >= self.heartbeat_s:
+                if (
+                    cam == camera
+                    and use.kind == kind
+                    and (at - use.beat_at).total_seconds() >= self.heartbeat_s
+                ):
                     self._heartbeat(use, at)
-            searchable = [wid for (cam, wid) in self._open if cam == camera]
-        return self.gallery.matcher_over(searchable)
+            return [
+                wid for (cam, wid), use in self._open.items() if cam == camera and use.kind == kind
+            ]
 
     def close(self, camera: str | None = None, reason: str = "the camera stopped") -> None:
         """End every open use (of one camera, or all) at the last frame time seen.
@@ -118,6 +137,7 @@ class AuditedGallery:
                         "authorisation": watchlist.authorisation_id,
                         "reference": watchlist.reference,
                         "purpose": watchlist.purpose,
+                        "kind": watchlist.kind,
                         "frame_time": at.isoformat(),
                         "use": row.id,
                     },
@@ -133,7 +153,9 @@ class AuditedGallery:
                 exc,
             )
             return
-        self._open[(camera, watchlist.id)] = _OpenUse(use_id, watchlist.name, at, at)
+        self._open[(camera, watchlist.id)] = _OpenUse(
+            use_id, watchlist.name, at, at, watchlist.kind
+        )
 
     def _end(self, camera: str, watchlist_id: int, at: datetime, reason: str) -> None:
         use = self._open.pop((camera, watchlist_id))
@@ -174,10 +196,18 @@ class AuditedGallery:
 
 
 class _OpenUse:
-    __slots__ = ("beat_at", "id", "started_at", "watchlist_name")
+    __slots__ = ("beat_at", "id", "kind", "started_at", "watchlist_name")
 
-    def __init__(self, use_id: int, watchlist_name: str, started_at: datetime, beat_at: datetime):
+    def __init__(
+        self,
+        use_id: int,
+        watchlist_name: str,
+        started_at: datetime,
+        beat_at: datetime,
+        kind: str = "face",
+    ):
         self.id = use_id
+        self.kind = kind  # the watchlist's: face uses and plate uses are kept apart
         self.watchlist_name = watchlist_name
         self.started_at = started_at
         self.beat_at = beat_at

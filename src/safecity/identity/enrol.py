@@ -34,6 +34,7 @@ from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.identity.imagesize import image_size
 from safecity.identity.photos import encode_photo, photo_relative, remove_photos, write_photo
+from safecity.identity.plate_lists import check_kind
 from safecity.identity.watchlists import WatchlistInfo, get_watchlist
 from safecity.store.db import Store, StoreError
 from safecity.store.schema import EventRecord, Person, Template
@@ -223,6 +224,7 @@ def enroll(
     if not images:
         raise EnrolmentError(f"no photos given to enrol '{person}'")
     info = get_watchlist(store, watchlist, clock=clock)
+    check_kind(info, "face")
     now = clock.now()
     check_authorisation(info, now, "enrolment")
 
@@ -375,6 +377,7 @@ def remove_person(
         if row is None or row.removed_at is not None:
             raise EnrolmentError(f"'{person}' is not on watchlist '{info.name}'")
         templates = len(row.templates)
+        plates = [p.plate for p in row.plates]  # a listed vehicle's: they go like templates
         photos = sorted({t.photo_path for t in row.templates if t.photo_path})
         referenced = session.scalar(
             select(EventRecord.id).where(EventRecord.match_person_id == row.id).limit(1)
@@ -384,6 +387,8 @@ def remove_person(
         else:
             for template in list(row.templates):
                 session.delete(template)
+            for plate in list(row.plates):
+                session.delete(plate)
             row.removed_at = clock.now()
         session.flush()
         audit.append(
@@ -396,6 +401,7 @@ def remove_person(
                 "person_id": row.id,
                 "watchlist": info.name,
                 "templates": templates,
+                "plates": plates,
                 "reason": reason.strip(),
             },
         )

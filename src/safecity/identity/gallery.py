@@ -49,6 +49,7 @@ from safecity.vision.embedder import embedder_name
 
 if TYPE_CHECKING:
     from safecity.identity.matcher import GalleryEntry
+    from safecity.identity.plate_lists import PlateMatcher
     from safecity.identity.watchlists import WatchlistInfo
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ class GalleryCache:
         self._vectors = np.zeros((0, 0), np.float32)
         self._meta: list[GalleryEntry] = []
         self._matchers: dict[frozenset[int], object] = {}
+        # Plate watchlists' listed plates, held like templates (identity.plate_lists).
+        self._plates: list[tuple[str, GalleryEntry]] = []
+        self._plate_matchers: dict[frozenset[int], PlateMatcher | None] = {}
         self._next_change: datetime | None = None  # when the held set must be decided again
         self._timer: threading.Timer | None = None
         self._closed = False
@@ -133,9 +137,12 @@ class GalleryCache:
         return self._watch is not None and self._watch.listening.wait(timeout)
 
     def held(self) -> dict[int, int]:
-        """How many templates this process holds in memory, per watchlist id."""
+        """How many templates (or listed plates) this process holds in memory, per watchlist id."""
         with self._lock:
-            return dict(Counter(m.watchlist_id for m in self._meta))
+            return dict(Counter(m.watchlist_id for m in [*self._meta, *self._entries()]))
+
+    def _entries(self) -> list[GalleryEntry]:
+        return [entry for _, entry in self._plates]
 
     def _refresh(self) -> None:
         """Drop what ended, then re-read the store if a change or the period asks."""
@@ -159,6 +166,7 @@ class GalleryCache:
 
     def _load(self) -> None:
         """Read the store (with the reload lock held); on failure the old gallery stays."""
+        from safecity.identity.plate_lists import load_listed_plates
         from safecity.identity.watchlists import list_watchlists, load_templates
 
         with self._lock:
@@ -171,9 +179,10 @@ class GalleryCache:
                 vectors, meta = load_templates(self.store, self.embedder, [w.id for w in held])
             else:
                 vectors, meta = np.zeros((0, 0), np.float32), []
+            plates = load_listed_plates(self.store, [w.id for w in held if w.kind == "plate"])
             with self._lock:
                 if not self._closed:
-                    self._set(infos, held, vectors, meta, now)
+                    self._set(infos, held, vectors, meta, now, plates)
         finally:
             with self._lock:
                 # A failed attempt counts too: a failing store is retried after
@@ -194,15 +203,18 @@ class GalleryCache:
             ids = {w.id for w in held}
             rows = [i for i, m in enumerate(self._meta) if m.watchlist_id in ids]
             vectors = self._vectors[rows] if rows else np.zeros((0, 0), np.float32)
-            self._set(self._infos, held, vectors, [self._meta[i] for i in rows], now)
+            plates = [p for p in self._plates if p[1].watchlist_id in ids]
+            self._set(self._infos, held, vectors, [self._meta[i] for i in rows], now, plates)
             self._changes += 1  # a window that starts now needs its templates read
 
-    def _set(self, infos, held, vectors: np.ndarray, meta, now: datetime | None) -> None:
+    def _set(self, infos, held, vectors: np.ndarray, meta, now: datetime | None, plates=()) -> None:
         """Replace what is held (lock held); the replaced vectors are zeroed, not just freed."""
         old = self._vectors
         self._infos, self._watchlists = infos, held
         self._vectors, self._meta = vectors, meta
+        self._plates = list(plates)
         self._matchers.clear()
+        self._plate_matchers.clear()
         if old is not vectors:
             old.fill(0)  # matchers copy their rows; nothing else reads this array
         self._next_change = self._next(infos, now) if now is not None else None
@@ -290,6 +302,22 @@ class GalleryCache:
             if allowed not in self._matchers:
                 self._matchers[allowed] = self._build(allowed)
             return self._matchers[allowed]
+
+    def plate_matcher_for(self, camera: str, at: datetime) -> PlateMatcher | None:
+        """The plate matcher over every plate watchlist authorised for ``camera`` at ``at``."""
+        return self.plate_matcher_over(self.allowed(camera, at))
+
+    def plate_matcher_over(self, watchlist_ids: Iterable[int]) -> PlateMatcher | None:
+        """The plate matcher over these watchlists' listed plates; None when they list none."""
+        from safecity.identity.plate_lists import PlateMatcher
+
+        allowed = frozenset(watchlist_ids)
+        with self._lock:
+            if allowed not in self._plate_matchers:
+                listed = [p for p in self._plates if p[1].watchlist_id in allowed]
+                max_edits = self.config.plates.match_max_edits
+                self._plate_matchers[allowed] = PlateMatcher(listed, max_edits) if listed else None
+            return self._plate_matchers[allowed]
 
     def _build(self, allowed: frozenset[int]):
         """A matcher over the allowed watchlists' templates; None when they hold none."""

@@ -37,9 +37,10 @@ from safecity.governance import audit
 from safecity.governance.clock import SYSTEM_CLOCK, Clock
 from safecity.identity.enrol import Embedder, FaceFinder, _Photo, _vector, check_authorisation
 from safecity.identity.photos import photo_relative, remove_photos, write_photo
+from safecity.identity.plate_lists import check_kind
 from safecity.identity.watchlists import WatchlistInfo, get_watchlist, list_watchlists
 from safecity.store.db import Store, StoreError
-from safecity.store.schema import Person, Template
+from safecity.store.schema import Person, Template, Watchlist
 
 Status = Literal["re-embedded", "up to date", "needs re-enrolment"]
 
@@ -79,9 +80,10 @@ def persons_without_templates(store: Store, embedder: str) -> dict[int, int]:
     Such persons are never matched while ``embedder`` is configured; see :func:`reembed`.
     """
     has = select(Template.id).where(Template.person_id == Person.id, Template.embedder == embedder)
+    faces = select(Watchlist.id).where(Watchlist.kind == "face")  # a plate list has none
     query = (
         select(Person.watchlist_id, func.count(Person.id))
-        .where(Person.removed_at.is_(None), ~has.exists())
+        .where(Person.removed_at.is_(None), ~has.exists(), Person.watchlist_id.in_(faces))
         .group_by(Person.watchlist_id)
     )
     with store.transaction() as session:
@@ -108,9 +110,10 @@ def reembed(
     now = clock.now()
     if watchlist is not None:
         infos = [get_watchlist(store, watchlist, clock=clock)]
+        check_kind(infos[0], "face")
         check_authorisation(infos[0], now, "re-embedding")
     else:
-        infos = list_watchlists(store, clock=clock)
+        infos = [w for w in list_watchlists(store, clock=clock) if w.kind == "face"]
     outcomes: list[PersonOutcome] = []
     refused: list[str] = []
     for info in infos:

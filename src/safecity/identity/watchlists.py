@@ -51,6 +51,10 @@ class WatchlistError(SafecityError):
     """A watchlist is missing, or its name is taken."""
 
 
+#: What a watchlist lists: persons by face templates, or vehicles by licence plate.
+KINDS = ("face", "plate")
+
+
 @dataclass(frozen=True)
 class WatchlistInfo:
     """A watchlist with its authorisation, as a plain value."""
@@ -72,6 +76,7 @@ class WatchlistInfo:
     created_at: datetime
     emergency_deadline_at: datetime | None = None
     request_filed_at: datetime | None = None
+    kind: str = "face"  # what it lists: faces, or licence plates (identity.plate_lists)
 
     def covers(self, camera: str, at: datetime) -> bool:
         """Whether this watchlist may be matched on ``camera`` at ``at``."""
@@ -93,8 +98,12 @@ def create_watchlist(
     purpose: str = "",
     evidence_days: int = 90,
     clock: Clock = SYSTEM_CLOCK,
+    kind: str = "face",
 ) -> WatchlistInfo:
     """Create a watchlist under an existing authorisation, or under a new proposal.
+
+    ``kind``: ``"face"`` (persons, enrolled from photos) or ``"plate"`` (vehicles,
+    listed by licence plate: :mod:`safecity.identity.plate_lists`).
 
     With ``authorisation`` the watchlist joins that authorisation (not a
     refused or revoked one). Without it, the legal fields propose a new
@@ -105,6 +114,10 @@ def create_watchlist(
     name = (name or "").strip()
     if not name:
         raise WatchlistError("a watchlist needs a name")
+    if kind not in KINDS:
+        raise WatchlistError(
+            f"a watchlist lists faces or plates (kind face or plate), not '{kind}'"
+        )
     with store.transaction(write=True) as session:
         if session.scalar(select(Watchlist.id).where(Watchlist.name == name)) is not None:
             raise WatchlistError(f"a watchlist named '{name}' already exists")
@@ -135,7 +148,7 @@ def create_watchlist(
                 evidence_days=evidence_days,
                 clock=clock,
             )
-        watchlist = Watchlist(name=name, authorisation_id=row.id, created_at=clock.now())
+        watchlist = Watchlist(name=name, authorisation_id=row.id, created_at=clock.now(), kind=kind)
         session.add(watchlist)
         try:
             session.flush()
@@ -147,7 +160,12 @@ def create_watchlist(
             actor=by,
             action="watchlist.create",
             object=f"watchlist:{watchlist.id}",
-            details={"name": name, "authorisation": row.id, "reference": row.reference},
+            details={
+                "name": name,
+                "authorisation": row.id,
+                "reference": row.reference,
+                "kind": kind,
+            },
         )
         watchlist_id = watchlist.id
     return get_watchlist(store, watchlist_id, clock=clock)
@@ -197,6 +215,7 @@ def _infos(
             created_at=w.created_at,
             emergency_deadline_at=a.emergency_deadline_at,
             request_filed_at=a.request_filed_at,
+            kind=w.kind,
         )
         for w, a, n_persons, n_templates in rows
     ]

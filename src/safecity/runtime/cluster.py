@@ -211,6 +211,7 @@ class CameraWorker:
                     self.stages,
                     write=self._put,
                     matcher_for=self.gallery.matcher_for,
+                    plate_matcher_for=self.gallery.plate_matcher_for,
                     stop=stop,
                     on_frame=self._on_frame,
                     on_camera_end=self._unwatch,

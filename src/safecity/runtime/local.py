@@ -35,7 +35,13 @@ import numpy as np
 from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import SafecityError, SourceError
 from safecity.events import Event
-from safecity.pipeline import CameraPipeline, FrameResult, MatcherProvider, Stages
+from safecity.pipeline import (
+    CameraPipeline,
+    FrameResult,
+    MatcherProvider,
+    PlateMatcherProvider,
+    Stages,
+)
 from safecity.store.db import Store
 from safecity.store.health import default_host, report_health
 from safecity.vision.types import Frame
@@ -180,6 +186,7 @@ def analyze_one(
     start_time: datetime | None = None,
     on_frame: Callable[[FrameResult], None] | None = None,
     stop: threading.Event | None = None,
+    plate_matcher_for: PlateMatcherProvider | None = None,
 ) -> AnalyzeReport:
     """Run one source to its end (or until ``stop`` is set) and store its events.
 
@@ -212,6 +219,7 @@ def analyze_one(
         fps=fps,
         matcher_for=matcher_for,
         read_plates=camera.read_plates,
+        plate_matcher_for=plate_matcher_for,
     )
     # Live sources store events as tracks end; a file (even over HTTP) all at the end.
     live = source.live
@@ -275,6 +283,7 @@ class CameraFleet:
         on_frame: Callable[[str, FrameResult], None] | None = None,
         on_camera_end: Callable[[str], None] | None = None,
         metrics: ProcessMetrics | None = None,
+        plate_matcher_for: PlateMatcherProvider | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics  # stage timings and lags of every frame, for Prometheus
@@ -284,6 +293,7 @@ class CameraFleet:
         self.stages = stages
         self.write = write
         self.matcher_for = matcher_for
+        self.plate_matcher_for = plate_matcher_for
         self.stop = stop or threading.Event()
         cameras = [c for c in config.cameras if c.enabled]
         self.stats = {c.name: CameraStats(c.name) for c in cameras}
@@ -365,6 +375,7 @@ class CameraFleet:
                         fps=fps,
                         matcher_for=self.matcher_for,
                         read_plates=camera.read_plates,
+                        plate_matcher_for=self.plate_matcher_for,
                     )
                 stats.state = "running"
                 result = pipeline.process(frame)

@@ -99,6 +99,7 @@ class CameraService:
                 Stages.load(config),
                 write=self._put,
                 matcher_for=self._gallery.matcher_for,
+                plate_matcher_for=self._gallery.plate_matcher_for,
                 stop=self.stop_event,
                 on_frame=on_frame,
                 on_camera_end=on_camera_end,
