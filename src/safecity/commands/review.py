@@ -47,9 +47,19 @@ def queue_cmd(
             r.watchlist_name or "",
             f"{r.score:.3f}" if r.score is not None else "",
             f"{len(r.confirmed_by)}/{required} {', '.join(r.confirmed_by)}".strip(),
-            r.match_snapshot_path or "",
+            _evidence(r),
         )
     out.print(table)
+
+
+def _evidence(candidate) -> str:
+    """The match snapshot; for a plate hit also the plate read (its crop) beside the listed."""
+    if not candidate.listed_plates:
+        return candidate.match_snapshot_path or ""
+    return (
+        f"{candidate.match_snapshot_path or ''}\nplate read {candidate.plate_text} "
+        f"({candidate.plate_crop_path or 'no crop'}), listed {', '.join(candidate.listed_plates)}"
+    )
 
 
 _PASSWORD_STDIN = typer.Option(

@@ -39,6 +39,10 @@ def watchlist_create(
     evidence_days: Annotated[
         int | None, typer.Option(min=1, help="days confirmed-match evidence may be kept")
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(help="face (persons, from photos) or plate (vehicles, by licence plate)"),
+    ] = "face",
     password_stdin: Annotated[
         bool,
         typer.Option(
@@ -74,9 +78,10 @@ def watchlist_create(
         valid_until=parse_time(valid_until, "--valid-until"),
         cameras=camera_list(cameras),
         evidence_days=evidence_days or state.config().authorisations.default_evidence_days,
+        kind=kind,
     )
     out.print(
-        f"watchlist '{name}' created (id {watchlist.id}) under authorisation "
+        f"{watchlist.kind} watchlist '{name}' created (id {watchlist.id}) under authorisation "
         f"{watchlist.authorisation_id} ({watchlist.status})"
     )
     if watchlist.status == "proposed":
@@ -86,13 +91,42 @@ def watchlist_create(
         )
 
 
+@app.command("add-plate")
+def watchlist_add_plate(
+    watchlist: str,
+    plate: Annotated[str, typer.Argument(help="the licence plate, e.g. OY09FEU")],
+    name: Annotated[
+        str,
+        typer.Option(help='what the vehicle is and why, e.g. "stolen silver Skoda, case 4411"'),
+    ],
+) -> None:
+    """List a vehicle by licence plate on a plate watchlist (audited; you may not review
+    its hits). Remove it with remove-person --person NAME."""
+    from safecity.identity.plate_lists import add_plate
+
+    result = add_plate(
+        state.store(),
+        watchlist,
+        plate,
+        name=name,
+        by=state.actor(),
+        countries=state.config().plates.countries,
+    )
+    if result.added:
+        out.print(f"listed {result.plate} on '{result.watchlist_name}' as '{result.name}'")
+    else:
+        out.print(
+            f"{result.plate} was already listed on '{result.watchlist_name}' as '{result.name}'"
+        )
+
+
 @app.command("remove-person")
 def watchlist_remove_person(
     watchlist: str,
     person: Annotated[str, typer.Option(help="name of the person to remove")],
     reason: Annotated[str, typer.Option(help="why (recorded in the audit trail)")],
 ) -> None:
-    """Remove a person and their templates from a watchlist."""
+    """Remove a person and their templates (or a listed vehicle and its plates) from a watchlist."""
     from safecity.identity.enrol import remove_person
 
     removed = remove_person(state.store(), watchlist, person, by=state.actor(), reason=reason)
@@ -120,6 +154,7 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         return
     table = Table(
         "name",
+        "kind",
         "legal basis",
         "authority",
         "reference",
@@ -134,6 +169,7 @@ def watchlist_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         d = jsonable(r)
         table.add_row(
             str(d.get("name")),
+            str(d.get("kind")),
             str(d.get("legal_basis")),
             str(d.get("authority")),
             str(d.get("reference")),

@@ -36,6 +36,8 @@ from safecity.api.schemas.watchlists import (
     EnrolRefusedOut,
     FormErrorOut,
     PersonOut,
+    PlateIn,
+    PlateOut,
     RefusedPhoto,
     WatchlistIn,
     WatchlistOut,
@@ -51,6 +53,7 @@ from safecity.governance.authorisations import (
 )
 from safecity.identity import enrol
 from safecity.identity.photos import enrolled_photo
+from safecity.identity.plate_lists import add_plate, check_kind
 from safecity.identity.watchlists import (
     WatchlistError,
     WatchlistInfo,
@@ -154,6 +157,7 @@ def _watchlists_out(ctx: ApiContext, infos: list[WatchlistInfo]) -> list[Watchli
             templates=w.templates,
             authorisation=authorisation_out(auths[w.authorisation_id]),
             matching_now=allows_matching(w, w.cameras, None, now),
+            kind=w.kind,
         )
         for w in infos
     ]
@@ -217,6 +221,7 @@ def create_watchlist_route(body: WatchlistIn, user: Manager, ctx: Context) -> Wa
             by=user.username,
             authorisation=body.authorisation_id,
             clock=ctx.clock,
+            kind=body.kind,
         )
     except WatchlistError:
         raise _name_taken(ctx, user, name) from None
@@ -445,6 +450,7 @@ def enrol_person(
 ) -> EnrolOut | JSONResponse:
     """Enrol a person from photos with exactly one clear face each; all or nothing."""
     info = _watchlist(ctx, watchlist_id, user)
+    check_kind(info, "face")  # 400 before any photo is read
     person = name.strip()
     if not person:
         raise HTTPException(400, "give the name of the person to enrol")
@@ -510,4 +516,34 @@ def enrol_person(
         templates=result.templates,
         skipped=result.skipped,
         created_person=result.created_person,
+    )
+
+
+@router.post(
+    "/watchlists/{watchlist_id}/plates",
+    response_model=PlateOut,
+    status_code=201,
+    responses={
+        400: {"description": "refused: a face watchlist, an ended authorisation, not a plate"}
+    },
+)
+def list_plate(watchlist_id: Id, body: PlateIn, user: Manager, ctx: Context) -> PlateOut:
+    """List a vehicle by licence plate on a plate watchlist (audited as
+    ``enrolment.add_plate``; the lister may not review its hits). Remove it as a person."""
+    info = _watchlist(ctx, watchlist_id, user)
+    result = add_plate(
+        ctx.store,
+        info.name,
+        body.plate,
+        name=body.name,
+        by=user.username,
+        countries=ctx.config.plates.countries,
+        clock=ctx.clock,
+    )
+    return PlateOut(
+        person_id=result.person_id,
+        name=result.name,
+        plate=result.plate,
+        watchlist_id=result.watchlist_id,
+        added=result.added,
     )

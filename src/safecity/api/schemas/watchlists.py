@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,12 +36,35 @@ class WatchlistOut(BaseModel):
     persons: int
     templates: int
     authorisation: AuthorisationOut
+    kind: Literal["face", "plate"] = Field("face", description="what it lists")
     matching_now: bool = Field(description="whether its authorisation allows matching now")
 
 
 class WatchlistIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     authorisation_id: int = Field(ge=1, le=2**31 - 1)
+    kind: Literal["face", "plate"] = Field(
+        "face", description="face: persons enrolled from photos; plate: vehicles by plate"
+    )
+
+
+class PlateIn(BaseModel):
+    """A vehicle to list on a plate watchlist."""
+
+    plate: str = Field(min_length=1, max_length=32, description="the licence plate")
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        description='what the vehicle is and why, e.g. "stolen silver Skoda, case 4411"',
+    )
+
+
+class PlateOut(BaseModel):
+    person_id: int
+    name: str
+    plate: str = Field(description="as listed and matched: normalised to the plate formats")
+    watchlist_id: int
+    added: bool = Field(description="false: it was already listed under this name")
 
 
 class PersonOut(BaseModel):
