@@ -23,8 +23,9 @@ def test_eval_plates_reaches_the_targets(data_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["photos"] == 108
-    # measured 98.1 % exact, 0.66 % CER, 99.1 % found (two vanity plates missed)
-    assert report["exact_rate"] >= 0.96
+    # measured at plates.det_side 480: 96.3 % exact, 1.06 % CER, 99.1 % found (at 736:
+    # 98.1 %, 0.66 %, 99.1 %, 2.4x the time); the target is 95 % exact
+    assert report["exact_rate"] >= 0.95
     assert report["character_error_rate"] <= 0.015
     assert report["found_rate"] >= 0.97
     assert report["ms_median"] > 0

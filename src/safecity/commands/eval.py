@@ -173,14 +173,21 @@ def eval_plates(
         list[str] | None,
         typer.Option(help="plate formats to use, home country first (default: plates.countries)"),
     ] = None,
+    det_side: Annotated[
+        int | None,
+        typer.Option(min=160, help="text detector's input side (default: plates.det_side)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Licence plate reading on labelled photos (each photo is one vehicle crop): share read
     exactly, character error rate, share where the plate was found, ms per crop (median)."""
     from safecity.vision.plate_eval import evaluate_plates
+    from safecity.vision.plates import PlateReader
 
-    countries = country or state.config().plates.countries
-    report = evaluate_plates(folder, countries)
+    plates = state.config().plates
+    countries = country or plates.countries
+    reader = PlateReader(countries=countries, det_side=det_side or plates.det_side)
+    report = evaluate_plates(folder, countries, reader)
     if as_json:
         print(json.dumps(report.to_dict()))
     else:
