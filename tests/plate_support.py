@@ -9,13 +9,14 @@ plate read is that crop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
+from event_support import still_event
 
-from safecity.events import Event, PlateRead, Snapshot
+from safecity.events import Event, PlateRead
 
 
 @dataclass(frozen=True)
@@ -49,23 +50,11 @@ def vehicle_event(
 ) -> Event:
     """A ``label`` event of ``camera`` whose plate read is ``plate``'s crop, read as
     ``text`` (its true text unless given)."""
-    h, w = plate.photo.shape[:2]
-    snapshot = Snapshot(
-        image=plate.photo,
-        box=np.array([0, 0, w, h], np.float32),
-        frame_box=np.array([0, 0, w, h], np.float32),
-        redact_boxes=np.zeros((0, 4), np.float32),
-        frame_index=10,
-        time=start,
-    )
-    return Event(
+    return still_event(
+        plate.photo,
+        start=start,
         camera=camera,
         track_id=track_id,
         label=label,
-        started_at=start,
-        ended_at=start + timedelta(seconds=4),
-        best_score=0.8,
-        frames=40,
-        snapshot=snapshot,
         plate=PlateRead(text or plate.text, confidence, plate.crop, reads=5),
     )

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from event_support import still_event
 
-from safecity.events import Event, Snapshot
+from safecity.events import Event
 from safecity.governance.authorisations import approve
 from safecity.governance.clock import ManualClock
 from safecity.identity.watchlists import WatchlistInfo, create_watchlist
@@ -92,26 +93,8 @@ def make_event(
     match: Match | None = None,
 ) -> Event:
     """An event whose snapshot (and match snapshot, with a match) is ``image``."""
-    h, w = image.shape[:2]
-    snapshot = Snapshot(
-        image=image,
-        box=np.array([0, 0, w, h], np.float32),
-        frame_box=np.array([0, 0, w, h], np.float32),
-        redact_boxes=np.zeros((0, 4), np.float32),
-        frame_index=10,
-        time=start,
-    )
-    return Event(
-        camera=camera,
-        track_id=track_id,
-        label="person",
-        started_at=start,
-        ended_at=start + timedelta(seconds=4),
-        best_score=0.8,
-        frames=40,
-        snapshot=snapshot,
-        match=match,
-        match_snapshot=snapshot if match is not None else None,
+    return still_event(
+        image, start=start, camera=camera, track_id=track_id, match=match, match_snapshot=True
     )
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from event_support import still_event
 
-from safecity.events import Event, Snapshot
+from safecity.events import Event
 from safecity.store import Store, open_store
 from safecity.vision.types import Match
 
@@ -42,24 +43,13 @@ def _make_event(
     match: Match | None = None,
 ) -> Event:
     """An event whose snapshot is ``image`` with ``redact`` boxes to pixelate."""
-    h, w = image.shape[:2]
-    snapshot = Snapshot(
-        image=image,
-        box=np.array([0, 0, w, h], np.float32),
-        frame_box=np.array([0, 0, w, h], np.float32),
-        redact_boxes=np.array(redact or [], np.float32).reshape(-1, 4),
-        frame_index=10,
-        time=start,
-    )
-    return Event(
+    return still_event(
+        image,
+        start=start,
         camera=camera,
         track_id=track_id,
         label=label,
-        started_at=start,
-        ended_at=start + timedelta(seconds=4),
-        best_score=0.8,
-        frames=40,
-        snapshot=snapshot,
+        redact=redact,
         match=match,
     )
 
