@@ -20,12 +20,12 @@ Every decision is audited with the reviewer's name, in the same transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from safecity.errors import SafecityError
@@ -89,17 +89,33 @@ class Candidate:
     plate_text: str | None = None
     plate_crop_path: str | None = None
     listed_plates: tuple[str, ...] = ()
+    plate_confidence: float | None = None
+    watchlist_kind: str = "face"  # or "plate": what the matched watchlist lists
+    authorisation_id: int | None = None  # the authorisation the match was made under
+
+
+def enrollers_of(session: Session, person_ids: Iterable[int]) -> dict[int, set[str]]:
+    """Per person: everyone who enrolled them, added a photo of them or listed a plate
+    of theirs (a listed vehicle, :mod:`safecity.identity.plate_lists`), in one query."""
+    ids = sorted(set(person_ids))
+    found: dict[int, set[str]] = {i: set() for i in ids}
+    if ids:
+        query = union(
+            select(Person.id, Person.enrolled_by).where(Person.id.in_(ids)),
+            select(Template.person_id, Template.enrolled_by).where(Template.person_id.in_(ids)),
+            select(ListedPlate.person_id, ListedPlate.enrolled_by).where(
+                ListedPlate.person_id.in_(ids)
+            ),
+        )
+        for person_id, by in session.execute(query):
+            if by:
+                found[person_id].add(by)
+    return found
 
 
 def _enrollers(session: Session, person: Person) -> set[str]:
-    """Everyone who enrolled this person or added a photo of them."""
-    added = session.scalars(
-        select(Template.enrolled_by).where(Template.person_id == person.id).distinct()
-    )
-    listed = session.scalars(  # a listed vehicle's plates (safecity.identity.plate_lists)
-        select(ListedPlate.enrolled_by).where(ListedPlate.person_id == person.id).distinct()
-    )
-    return {person.enrolled_by, *added, *listed} - {""}
+    """Everyone who enrolled this person, added a photo of them or listed a plate of theirs."""
+    return enrollers_of(session, [person.id])[person.id]
 
 
 def _confirmations_of(session: Session, event_ids: list[int]) -> dict[int, list[str]]:
@@ -219,7 +235,7 @@ def review_match(
 def review_queue(store: Store, *, limit: int = 100, offset: int = 0) -> list[Candidate]:
     """Candidate matches, oldest first, with who has confirmed each so far."""
     query = (
-        select(EventRecord, Person.name, Person.enrolled_by, Watchlist.name)
+        select(EventRecord, Person.name, Person.enrolled_by, Watchlist.name, Watchlist.kind)
         .outerjoin(Person, EventRecord.match_person_id == Person.id)
         .outerjoin(Watchlist, EventRecord.match_watchlist_id == Watchlist.id)
         .where(EventRecord.match_status == "candidate")
@@ -254,6 +270,9 @@ def review_queue(store: Store, *, limit: int = 100, offset: int = 0) -> list[Can
                 plate_text=e.plate_text,
                 plate_crop_path=e.plate_crop_path,
                 listed_plates=tuple(listed.get(e.match_person_id, ())),
+                plate_confidence=e.plate_confidence,
+                watchlist_kind=kind or "face",
+                authorisation_id=e.match_authorisation_id,
             )
-            for e, person_name, enrolled_by, watchlist_name in rows
+            for e, person_name, enrolled_by, watchlist_name, kind in rows
         ]

@@ -2,32 +2,39 @@
 
 A reviewer sees only the candidates of the cameras granted to them. Each
 candidate says whether this reviewer may decide it and, if not, why (they
-enrolled that person or added a photo of them, already confirmed it, their
-password is still the one an admin set, or their account and that of an earlier
-confirmer were set up by one another or by the same admin — see
+enrolled that person or added a photo of them, listed that vehicle, already
+confirmed it, their password is still the one an admin set, or their account
+and that of an earlier confirmer were set up by one another or by the same admin — see
 :mod:`safecity.access.duties`), so the console can disable its buttons with the
-reason. Admins administer and do not decide: they have no review queue.
+reason. A face hit says where the enrolled photo and the face seen are; a
+licence plate hit carries the read (text, confidence, crop) beside the listed
+plates and the listed vehicle's description instead. Admins administer and do
+not decide: they have no review queue.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
-from sqlalchemy import select
 
 from safecity.access import duties
 from safecity.access.roles import Permission, Principal
 from safecity.api.context import ApiContext
 from safecity.api.deps import Context, CurrentUser, Page
 from safecity.api.errors import NotFound
+from safecity.api.routers.watchlists import authorisation_out
 from safecity.api.schemas.common import Page as PageOf
-from safecity.api.schemas.review import CandidateOut, ReviewIn, ReviewOut
+from safecity.api.schemas.review import CandidateOut, FaceHit, PlateHit, ReviewIn, ReviewOut
+from safecity.api.schemas.watchlists import AuthorisationOut
+from safecity.errors import AuthorisationError
 from safecity.governance.audit import record
-from safecity.governance.review import Candidate, ReviewError, review_queue
+from safecity.governance.authorisations import get_authorisation
+from safecity.governance.review import Candidate, ReviewError, enrollers_of, review_queue
 from safecity.store.queries import get_event
-from safecity.store.schema import Template
 
 router = APIRouter(prefix="/review", tags=["review"])
 
@@ -44,69 +51,109 @@ _BATCH = 500  # candidates read per query while skipping other cameras'
 
 
 def _enrollers(ctx: ApiContext, candidates: list[Candidate]) -> dict[int, set[str]]:
-    """Per person: everyone who enrolled them or added a photo of them."""
-    found: dict[int, set[str]] = {}
-    for c in candidates:
-        if c.person_id is not None and c.enrolled_by:
-            found.setdefault(c.person_id, set()).add(c.enrolled_by)
-    ids = sorted({c.person_id for c in candidates if c.person_id is not None})
-    if ids:
-        with ctx.store.transaction() as session:
-            for person_id, by in session.execute(
-                select(Template.person_id, Template.enrolled_by)
-                .where(Template.person_id.in_(ids))
-                .distinct()
-            ):
-                if by:
-                    found.setdefault(person_id, set()).add(by)
+    """Per person: everyone who enrolled them, added a photo or listed a plate of theirs."""
+    with ctx.store.transaction() as session:
+        return enrollers_of(session, (c.person_id for c in candidates if c.person_id is not None))
+
+
+def _authorisations(ctx: ApiContext, candidates: list[Candidate]) -> dict[int, AuthorisationOut]:
+    """The authorisations these matches were made under, by id."""
+    found: dict[int, AuthorisationOut] = {}
+    for auth_id in sorted({c.authorisation_id for c in candidates if c.authorisation_id}):
+        with suppress(AuthorisationError):  # gone meanwhile: the card shows none
+            found[auth_id] = authorisation_out(get_authorisation(ctx.store, auth_id))
     return found
 
 
-def _candidate_out(
-    c: Candidate,
-    user: Principal,
-    required: int,
-    enrollers: dict[int, set[str]],
-    duty: dict[tuple[str, ...], str | None],
-    ctx: ApiContext,
-) -> CandidateOut:
-    mine = user.username in c.confirmed_by
-    why_not = None
-    others = tuple(sorted(set(c.confirmed_by) - {user.username}))
-    if others not in duty:
-        duty[others] = (
-            None
-            if user.via == "session"
-            else "decisions are made by a person signed in to the console, not a token"
-        ) or duties.review_refusal(ctx.store, user.username, list(others))
-    if c.person_id is not None and user.username in enrollers.get(c.person_id, set()):
-        why_not = (
-            f"you enrolled {c.person_name or 'this person'} (or added a photo of them); "
-            "a match of someone you enrolled must be reviewed by others"
+def _evidence(c: Candidate, app: FastAPI) -> tuple[FaceHit | None, PlateHit | None]:
+    """Where a face hit's images are, or a plate hit's read beside the listed plates."""
+    seen = app.url_path_for("match_snapshot", event_id=str(c.event_id))
+    if c.watchlist_kind != "plate":
+        photo = (
+            app.url_path_for("person_photo", person_id=str(c.person_id))
+            if c.person_id is not None
+            else None
         )
-    elif mine:
-        why_not = "you already confirmed this match; another reviewer must confirm it"
-    elif duty[others]:
-        why_not = duty[others]
-    return CandidateOut(
-        event_id=c.event_id,
-        camera=c.camera,
-        started_at=c.started_at,
-        person_id=c.person_id,
-        person=c.person_name,
-        watchlist=c.watchlist_name,
-        score=c.score,
-        confirmations=len(set(c.confirmed_by)),
-        required=required,
-        reviewed_by_you=mine,
-        may_review=why_not is None,
-        why_not=why_not,
+        return FaceHit(enrolled_photo_url=photo, seen_url=seen), None
+    return None, PlateHit(
+        read=c.plate_text or "",
+        confidence=c.plate_confidence,
+        crop_url=app.url_path_for("plate_crop", event_id=str(c.event_id))
+        if c.plate_crop_path
+        else None,
+        listed=list(c.listed_plates),
+        vehicle=c.person_name,
+        snapshot_url=seen,
     )
 
 
+def _own_listing(c: Candidate) -> str:
+    if c.watchlist_kind == "plate":
+        return (
+            f"you listed {c.person_name or 'this vehicle'} (or added a plate of it); "
+            "a hit on a vehicle you listed must be reviewed by others"
+        )
+    return (
+        f"you enrolled {c.person_name or 'this person'} (or added a photo of them); "
+        "a match of someone you enrolled must be reviewed by others"
+    )
+
+
+@dataclass
+class _Shown:
+    """What every candidate of one page of the queue is judged and shown with."""
+
+    user: Principal
+    ctx: ApiContext
+    app: FastAPI
+    enrollers: dict[int, set[str]]
+    authorisations: dict[int, AuthorisationOut]
+    duty: dict[tuple[str, ...], str | None] = field(default_factory=dict)  # by earlier confirmers
+
+    def why_not(self, c: Candidate) -> str | None:
+        """Why this user may not decide ``c``; None: they may."""
+        user = self.user
+        others = tuple(sorted(set(c.confirmed_by) - {user.username}))
+        if others not in self.duty:
+            self.duty[others] = (
+                None
+                if user.via == "session"
+                else "decisions are made by a person signed in to the console, not a token"
+            ) or duties.review_refusal(self.ctx.store, user.username, list(others))
+        if c.person_id is not None and user.username in self.enrollers.get(c.person_id, set()):
+            return _own_listing(c)
+        if user.username in c.confirmed_by:
+            return "you already confirmed this match; another reviewer must confirm it"
+        return self.duty[others]
+
+    def candidate(self, c: Candidate) -> CandidateOut:
+        why_not = self.why_not(c)
+        face, plate = _evidence(c, self.app)
+        return CandidateOut(
+            event_id=c.event_id,
+            camera=c.camera,
+            started_at=c.started_at,
+            kind="plate" if c.watchlist_kind == "plate" else "face",
+            person_id=c.person_id,
+            person=c.person_name,
+            watchlist=c.watchlist_name,
+            authorisation=self.authorisations.get(c.authorisation_id or 0),
+            score=c.score,
+            face=face,
+            plate=plate,
+            confirmations=len(set(c.confirmed_by)),
+            required=self.ctx.config.review.required_confirmations,
+            reviewed_by_you=self.user.username in c.confirmed_by,
+            may_review=why_not is None,
+            why_not=why_not,
+        )
+
+
 @router.get("/queue", response_model=PageOf[CandidateOut])
-def queue(user: Reviewer, ctx: Context, page: Page) -> PageOf[CandidateOut]:
-    """Candidate matches on your cameras, oldest first."""
+def queue(request: Request, user: Reviewer, ctx: Context, page: Page) -> PageOf[CandidateOut]:
+    """Candidate matches on your cameras, oldest first: for a face, where the enrolled
+    photo and the face seen are; for a licence plate, the read (its confidence and
+    crop) beside the listed plates and the listed vehicle's description."""
     cameras = user.camera_filter()
     taken: list[Candidate] = []
     position = page.offset  # in the queue of every camera; the cursor is where to go on
@@ -136,11 +183,9 @@ def queue(user: Reviewer, ctx: Context, page: Page) -> PageOf[CandidateOut]:
             details={"found": len(taken), "events": [c.event_id for c in taken]},
             clock=ctx.clock,
         )
-    required = ctx.config.review.required_confirmations
-    enrollers = _enrollers(ctx, taken)
-    duty: dict[tuple[str, ...], str | None] = {}
+    shown = _Shown(user, ctx, request.app, _enrollers(ctx, taken), _authorisations(ctx, taken))
     return PageOf[CandidateOut](
-        items=[_candidate_out(c, user, required, enrollers, duty, ctx) for c in taken],
+        items=[shown.candidate(c) for c in taken],
         next_cursor=str(position) if more else None,
     )
 
