@@ -14,8 +14,9 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from safecity.events import Event
+from safecity.governance.clock import ManualClock
 from safecity.identity.enrol import enroll
-from safecity.store.schema import EventRecord, Person
+from safecity.store.schema import EventRecord, Person, Review
 from safecity.store.sink import StoreSink
 from safecity.vision.embedder import make_embedder
 from safecity.vision.faces import FaceDetector
@@ -193,6 +194,74 @@ def test_two_reviewers_confirm_a_candidate_match(browser, console: Console, scre
     nora.screenshot(path=screenshots / "confirmed-match.png", full_page=True)
     rita.context.close()
     nora.context.close()
+
+
+def test_a_reviewer_sees_a_plate_hit_beside_the_listed_plate_and_confirms(
+    browser, console: Console, screenshots
+) -> None:
+    from plate_hit_support import listed_plate_hit
+
+    # rita listed the car (before she became a reviewer, say): she may not decide its hit.
+    hit = listed_plate_hit(
+        console.store, console.data_dir, ManualClock(datetime.now(UTC)), by="rita", camera="vtest"
+    )
+    card = f'[data-testid="review-card"][data-event-id="{hit.event_id}"]'
+    rita = sign_in(browser, console, "rita")
+    rita.goto(f"{console.url}/review")
+    expect(rita.locator(f'{card} [data-testid="review-confirm"]')).to_be_disabled()
+    expect(rita.locator(f'{card} [data-testid="review-why-not"]')).to_contain_text(
+        "you listed stolen silver car, case 4411"
+    )
+    rita.context.close()
+
+    remy = sign_in(browser, console, "remy")
+    remy.goto(f"{console.url}/review")
+    listed = remy.locator(f'{card} [data-testid="review-listed-plate"]')
+    expect(listed).to_have_text(["OY09FEU"])
+    expect(remy.locator(f'{card} [data-testid="review-plate-read"]')).to_have_text("OY09FEU")
+    expect(remy.locator(f'{card} [data-testid="review-plate-confidence"]')).to_have_text("0.93")
+    expect(remy.locator(f'{card} [data-testid="review-vehicle"]')).to_have_text(hit.vehicle)
+    expect(remy.locator(f'{card} [data-testid="review-watchlist"]')).to_have_text(
+        hit.watchlist.name
+    )
+    expect(remy.locator(f'{card} [data-testid="review-authorisation"]')).to_contain_text(
+        "DC-stolen-cars-eu5 · Police Act s.12 · District Court · active until"
+    )
+    expect(remy.locator(f'{card} [data-testid="review-enrolled"]')).to_have_count(0)
+    # The images loaded: the plate as read (the labelled box, 183 px wide) and the car.
+    loaded = (
+        "([s, w]) => { const i = document.querySelector(s); return i && i.naturalWidth === w; }"
+    )
+    remy.wait_for_function(loaded, arg=[f'{card} [data-testid="review-plate-crop"]', 183])
+    remy.wait_for_function(
+        loaded, arg=[f'{card} [data-testid="review-vehicle-snapshot"]', hit.plate.photo.shape[1]]
+    )
+    # The crop beside the listed plate: side by side on one line, the plate large, monospace.
+    # Measured in one go: the queue may be redrawn meanwhile (SSE `review`).
+    layout = remy.evaluate(
+        """card => {
+          const crop = document.querySelector(card + ' [data-testid="review-plate-crop"]');
+          const plate = document.querySelector(card + ' [data-testid="review-listed-plate"]');
+          const [c, p] = [crop.getBoundingClientRect(), plate.getBoundingClientRect()];
+          const style = getComputedStyle(plate);
+          return {left_of: c.right <= p.left, one_line: c.top < p.bottom && p.top < c.bottom,
+                  font: style.fontFamily, px: parseFloat(style.fontSize)};
+        }""",
+        card,
+    )
+    assert layout["left_of"] and layout["one_line"], layout
+    assert "monospace" in layout["font"] and layout["px"] >= 28, layout
+    remy.locator(card).screenshot(path=screenshots / "review-plate-hit.png")
+
+    remy.click(f'{card} [data-testid="review-confirm"]')
+    expect(remy.locator(f'{card} [data-testid="review-confirmations"]')).to_contain_text("1 of 2")
+    with console.store.transaction() as session:
+        reviews = session.execute(
+            select(Review.reviewer, Review.decision).where(Review.event_id == hit.event_id)
+        ).all()
+        status = session.get(EventRecord, hit.event_id).match_status
+    assert [tuple(r) for r in reviews] == [("remy", "confirm")] and status == "candidate"
+    remy.context.close()
 
 
 def test_a_viewer_gets_403_on_watchlists_and_sees_no_identities(

@@ -1,9 +1,14 @@
 /* safecity console — review queue (/review).
  *
- * data-testid: review-queue, review-card (data-event-id=<id>), review-enrolled (the enrolled
- * photo), review-probe (the face the camera saw), review-person, review-watchlist,
+ * data-testid: review-queue, review-card (data-event-id=<id>, data-kind=face|plate),
+ * review-watchlist, review-authorisation (the authorisation the match was made under),
  * review-score, review-confirmations, review-note, review-confirm, review-reject,
  * review-why-not (why this user may not review it), empty, load-more.
+ * A face hit: review-enrolled (the enrolled photo), review-probe (the face the camera saw),
+ * review-person. A licence plate hit: review-plate-crop (the plate as read) beside
+ * review-listed-plate (each plate listed), review-plate-read (the read's text),
+ * review-plate-confidence, review-vehicle (the listed vehicle's description),
+ * review-vehicle-snapshot (the vehicle as the camera saw it).
  * The queue reloads on SSE `review` (the number of candidates changed).
  */
 (function () {
@@ -60,34 +65,93 @@
         class: 'why-not', testid: 'review-why-not', text: c.why_not || 'you may not review this match'
       }));
     }
-    return SC.el('article', { class: 'review-card', testid: 'review-card', data: { eventId: c.event_id } }, [
-      SC.el('div', { class: 'faces' }, [
-        SC.el('figure', {}, [
-          c.person_id === null || c.person_id === undefined
-            ? SC.el('div', { class: 'placeholder', testid: 'review-enrolled', text: 'no enrolled photo' })
-            : fallback(SC.el('img', {
-              testid: 'review-enrolled', alt: 'enrolled photo of ' + c.person,
-              src: '/api/v1/persons/' + encodeURIComponent(c.person_id) + '/photo.jpg'
-            }), 'no enrolled photo'),
-          SC.el('figcaption', { text: 'enrolled' })
-        ]),
-        SC.el('figure', {}, [
-          fallback(SC.el('img', {
-            testid: 'review-probe', alt: 'face seen on ' + c.camera,
-            src: '/api/v1/events/' + encodeURIComponent(c.event_id) + '/match.jpg'
-          }), 'the match snapshot is gone'),
-          SC.el('figcaption', { text: 'seen on ' + c.camera })
-        ])
-      ]),
+    var evidence = c.kind === 'plate' && c.plate ? plateEvidence(c) : faceEvidence(c);
+    return SC.el('article', {
+      class: 'review-card', testid: 'review-card', data: { eventId: c.event_id, kind: c.kind }
+    }, [
+      evidence.images,
       SC.el('dl', { class: 'facts' }, [].concat(
-        fact('person', c.person || '—', 'review-person'),
+        evidence.facts,
         fact('watchlist', c.watchlist || '—', 'review-watchlist'),
-        fact('score', SC.number(c.score, 3), 'review-score'),
+        fact('authorisation', authorisation(c.authorisation), 'review-authorisation'),
         fact('seen', SC.el('a', { href: '/events/' + encodeURIComponent(c.event_id) }, SC.time(c.started_at))),
         fact('confirmations', c.confirmations + ' of ' + c.required, 'review-confirmations')
       )),
       actions
     ]);
+  }
+
+  /** The enrolled photo beside the face the camera saw. */
+  function faceEvidence(c) {
+    var face = c.face || {};
+    return {
+      images: SC.el('div', { class: 'faces' }, [
+        SC.el('figure', {}, [
+          face.enrolled_photo_url
+            ? fallback(SC.el('img', {
+              testid: 'review-enrolled', alt: 'enrolled photo of ' + c.person, src: face.enrolled_photo_url
+            }), 'no enrolled photo')
+            : SC.el('div', { class: 'placeholder', testid: 'review-enrolled', text: 'no enrolled photo' }),
+          SC.el('figcaption', { text: 'enrolled' })
+        ]),
+        SC.el('figure', {}, [
+          face.seen_url
+            ? fallback(SC.el('img', { testid: 'review-probe', alt: 'face seen on ' + c.camera, src: face.seen_url }),
+              'the match snapshot is gone')
+            : SC.el('div', { class: 'placeholder', testid: 'review-probe', text: 'the match snapshot is gone' }),
+          SC.el('figcaption', { text: 'seen on ' + c.camera })
+        ])
+      ]),
+      facts: [].concat(
+        fact('person', c.person || '—', 'review-person'),
+        fact('score', SC.number(c.score, 3), 'review-score')
+      )
+    };
+  }
+
+  /** The plate as read (its crop) beside the plate(s) listed, then the vehicle seen. */
+  function plateEvidence(c) {
+    var plate = c.plate;
+    var crop = plate.crop_url
+      ? fallback(SC.el('img', {
+        class: 'plate-crop', testid: 'review-plate-crop', alt: 'plate read on ' + c.camera, src: plate.crop_url
+      }), 'the plate image is gone')
+      : SC.el('div', { class: 'placeholder', testid: 'review-plate-crop', text: 'no plate image stored' });
+    return {
+      images: SC.el('div', { class: 'plate-evidence' }, [
+        SC.el('div', { class: 'plates' }, [
+          SC.el('figure', {}, [
+            crop,
+            SC.el('figcaption', {}, ['read on ' + c.camera + ' as ',
+              SC.el('span', { class: 'plate-text', testid: 'review-plate-read', text: plate.read })])
+          ]),
+          SC.el('figure', {}, [
+            SC.el('div', { class: 'listed-plates' }, plate.listed.map(function (text) {
+              return SC.el('span', { class: 'listed-plate', testid: 'review-listed-plate', text: text });
+            })),
+            SC.el('figcaption', { text: 'listed' })
+          ])
+        ]),
+        SC.el('figure', { class: 'vehicle' }, [
+          fallback(SC.el('img', {
+            testid: 'review-vehicle-snapshot', alt: 'vehicle seen on ' + c.camera, src: plate.snapshot_url
+          }), 'the vehicle snapshot is gone'),
+          SC.el('figcaption', { text: 'the vehicle, seen on ' + c.camera })
+        ])
+      ]),
+      facts: [].concat(
+        fact('vehicle', plate.vehicle || '—', 'review-vehicle'),
+        fact('read confidence', SC.number(plate.confidence, 2), 'review-plate-confidence')
+      )
+    };
+  }
+
+  /** "DC-4411 · Police Act s.12 · District Court · active until …", or '—'. */
+  function authorisation(a) {
+    if (!a) return '—';
+    var what = [a.reference || 'emergency use', a.legal_basis, a.authority].filter(Boolean).join(' · ');
+    return [what + ' · ', SC.el('span', { class: 'status-' + a.status, text: a.status }),
+      ' until ', SC.time(a.valid_until)];
   }
 
   var pages = SC.pager(function (cursor) {
