@@ -130,6 +130,41 @@ def test_seated_gif_two_faces_in_most_frames(detector, data_dir):
     assert max(counts) <= 3
 
 
+def test_yunet_through_ctypes_gives_the_wheels_own_results(detector, data_dir):
+    """The detector calls libfacedetection through ctypes (the GIL is released);
+    its faces must be those of the yuface binding itself, border faces included."""
+    from yuface import c_detect
+
+    frame = _decode(data_dir / "video/seated-faces-480x270.gif")[0]
+    # The whole frame, a crop cutting the man's face at its left edge, a faceless patch.
+    for image in (frame, frame[:, 350:], frame[200:, :60]):
+        image = np.ascontiguousarray(image)
+        expected = np.asarray(c_detect(image), np.float32)
+        boxes, landmarks, scores = detector._backend(image, 0.0)
+        assert len(scores) == len(expected)
+        assert np.array_equal(scores, expected[:, 0] / 100)
+        assert np.array_equal(boxes[:, :2], expected[:, 1:3])
+        assert np.array_equal(boxes[:, 2:], expected[:, 1:3] + expected[:, 3:5])
+        assert np.array_equal(landmarks.reshape(-1, 10), expected[:, 5:15])
+    assert (detector._backend(np.ascontiguousarray(frame[:, 350:]), 0.0)[0][:, 0] < 0).any()
+
+
+def test_around_finds_a_face_that_moved(detector, data_dir):
+    """Between whole-frame searches a face-only track's face is looked for around its
+    last box: found again when it moved by a third of its width and a quarter of its
+    height, not found when the region holds no face."""
+    frames = _decode(data_dir / "video/seated-faces-480x270.gif")
+    man = max(detector.detect(frames[0]), key=lambda f: f.box[0])
+    for dx, dy in ((0.0, 0.0), (0.33, 0.0), (-0.33, 0.25)):
+        width, height = man.box[2] - man.box[0], man.box[3] - man.box[1]
+        moved = man.box + np.array([dx * width, dy * height] * 2, np.float32)
+        found = detector.around(frames[0], moved)
+        assert found and _iou(found[0].box, man.box) > 0.8, (dx, dy)
+    assert detector.around(frames[0], np.array([200, 200, 240, 250], np.float32)) == []
+    # refine() keeps its meaning: the same face at full resolution, else None.
+    assert _iou(detector.refine(frames[0], man).box, man.box) > 0.8
+
+
 # Face centres (frame pixels, rounded to 10) of the three people walking in front in
 # every 5th frame of the arcade clip, read off contact sheets of the frames with the
 # detections drawn on them: the red-haired teen, the white-haired woman at the left,

@@ -19,8 +19,11 @@ last axis (1/4/10) and their length (stride 8 is the longest), not by name.
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -155,31 +158,75 @@ def _empty() -> _Raw:
 
 
 class _YuNet:
-    """libfacedetection's YuNet from the ``yuface`` wheel; weights are compiled in."""
+    """libfacedetection's YuNet from the ``yuface`` wheel; weights are compiled in.
+
+    The network is called through :mod:`ctypes`, not through ``yuface.detect``:
+    the wheel's own binding holds the GIL for the whole call (measured: two
+    threads detecting at once used 0.98 of a core), so cameras, which run one
+    thread each, took turns at the costliest stage. A ``ctypes.CDLL`` call
+    releases the GIL, and the library keeps no state between calls once its
+    weights are unpacked (done once, at load, under a lock). Results are the
+    same bytes ``yuface`` returns.
+    """
 
     name = "yunet"
 
     def __init__(self) -> None:
-        try:
-            from yuface import c_detect
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ModelError("the yuface package is missing; reinstall safecity") from exc
-        self._detect = c_detect
+        self._detect = _libfacedetection()
 
     def __call__(self, image_bgr: np.ndarray, min_score: float) -> _Raw:
-        # c_detect (not yuface.detect) keeps the int16 result, so faces cut by the
-        # image border keep their negative coordinates instead of wrapping round.
-        raw = self._detect(np.ascontiguousarray(image_bgr))
-        if raw is None or len(raw) == 0:
+        image = np.ascontiguousarray(image_bgr, np.uint8)
+        h, w = image.shape[:2]
+        result = np.zeros(_RESULT_BYTES, np.uint8)  # one per call: calls run in parallel
+        self._detect(result.ctypes.data, image.ctypes.data, w, h, image.strides[0])
+        count = int(result[:4].view(np.int32)[0])
+        if count == 0:
             return _empty()
-        raw = np.asarray(raw, np.float32)
-        scores = raw[:, 0] / 100.0  # YuNet reports 0..100
+        # One face: 16 int16 (score 0..100, x, y, w, h, 5 landmark points, padding).
+        # Kept signed, so a face cut by the image border keeps its negative coordinates.
+        raw = result[4 : 4 + 32 * count].view(np.int16).reshape(count, 16).astype(np.float32)
+        scores = raw[:, 0] / 100.0
         raw = raw[scores >= min_score]
         scores = scores[scores >= min_score]
         x, y, w, h = raw[:, 1], raw[:, 2], raw[:, 3], raw[:, 4]
         boxes = np.stack([x, y, x + w, y + h], axis=1)
         landmarks = raw[:, 5:15].reshape(-1, 5, 2)
         return boxes, landmarks, scores
+
+
+# libfacedetection's result buffer must be this large (facedetectcnn.cpp).
+_RESULT_BYTES = 0x20000
+_YUNET_LOCK = threading.Lock()
+_YUNET_FUNCTION: Callable[..., object] | None = None
+
+
+def _libfacedetection() -> Callable[..., object]:
+    """``facedetect_cnn`` of the library inside the ``yuface`` wheel, its weights unpacked."""
+    global _YUNET_FUNCTION
+    with _YUNET_LOCK:
+        if _YUNET_FUNCTION is not None:
+            return _YUNET_FUNCTION
+        spec = importlib.util.find_spec("yuface")
+        if spec is None or not spec.submodule_search_locations:  # pragma: no cover
+            raise ModelError("the yuface package is missing; reinstall safecity")
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        try:
+            library = ctypes.CDLL(str(folder / "libfacedetection.so"))
+            # A C++ function: its mangled name, facedetect_cnn(uchar*, uchar*, int, int, int).
+            function = library["_Z14facedetect_cnnPhS_iii"]
+        except (OSError, AttributeError) as exc:  # pragma: no cover - another yuface build
+            raise ModelError(
+                f"cannot load YuNet from the yuface package in {folder}: {exc}"
+            ) from None
+        function.restype = ctypes.c_void_p
+        function.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int] * 3
+        # The first call unpacks the weights into globals, unguarded: done here, once.
+        # (Both arrays are held by names: a temporary's address would be freed memory.)
+        side = CROP_MIN_SIDE
+        result, blank = np.zeros(_RESULT_BYTES, np.uint8), np.zeros((side, side, 3), np.uint8)
+        function(result.ctypes.data, blank.ctypes.data, side, side, blank.strides[0])
+        _YUNET_FUNCTION = function
+        return function
 
 
 def _scrfd_anchor_centres(height: int, width: int, stride: int, anchors: int) -> np.ndarray:
@@ -350,17 +397,8 @@ class FaceDetector:
     def refine(self, image_bgr: np.ndarray, face: Face) -> Face | None:
         """The same face found again at full resolution around ``face`` (from a shrunk
         whole-frame search): its landmarks are then precise enough to align. None
-        when the closer look finds no face there.
-
-        The search region is a pseudo person box whose head part holds the face.
-        """
-        x1, y1, x2, y2 = (float(v) for v in face.box)
-        fw, fh = x2 - x1, y2 - y1
-        top = y1 - 0.5 * fh
-        box = np.array(
-            [x1 - fw, top, x2 + fw, top + 2.0 * fh / self.config.upper_fraction], np.float32
-        )
-        found = self.detect_in_box(image_bgr, box)
+        when the closer look finds no face there."""
+        found = self.around(image_bgr, face.box)
         if not found:
             return None
         from safecity.vision.nms import box_iou
@@ -368,6 +406,21 @@ class FaceDetector:
         overlap = box_iou(face.box[None], np.stack([f.box for f in found]))[0]
         best = int(np.argmax(overlap))
         return found[best] if overlap[best] > 0.3 else None
+
+    def around(self, image_bgr: np.ndarray, face_box: np.ndarray) -> list[Face]:
+        """Faces at full resolution in the region around a face box: a face width to
+        either side, half a face height above, one below (room for the face to
+        have moved), best quality first.
+
+        The region is searched as the head part of a pseudo person box.
+        """
+        x1, y1, x2, y2 = (float(v) for v in np.asarray(face_box, np.float32).reshape(4))
+        fw, fh = x2 - x1, y2 - y1
+        top = y1 - 0.5 * fh
+        box = np.array(
+            [x1 - fw, top, x2 + fw, top + 2.0 * fh / self.config.upper_fraction], np.float32
+        )
+        return self.detect_in_box(image_bgr, box)
 
     def _run(self, image: np.ndarray, scale: float, offset: tuple[float, float]) -> _Raw:
         """Run the backend on ``image`` resized by ``scale``; results in frame pixels."""
