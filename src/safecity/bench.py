@@ -140,7 +140,7 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
             _time(lambda i: faces.detect_in_box(*people[i % len(people)]), repeats),
         )
     )
-    # Full-frame face detection, as the pipeline runs it on every analysed frame
+    # Full-frame face detection, as the pipeline runs it every faces.full_frame_every_s
     # (faces.full_frame): one row per clip, since its cost grows with the frame.
     clips = [("768x576", small), ("1080p", big)]
     seated = _optional_media("seated-faces-480x270.gif")
@@ -151,13 +151,24 @@ def bench_components(config: SafecityConfig, repeats: int = 30) -> dict:
         rows.append(
             _row(
                 f"face detector, full frame (YuNet, {size} at <= {side} px)",
-                "analysed frame",
+                f"search (one every {config.faces.full_frame_every_s:g} s)",
                 _time(lambda i, fr=frames: faces.detect(fr[i % len(fr)].image, side), repeats),
             )
         )
     found = [(img, f) for img, box in people for f in faces.detect_in_box(img, box)]
     if not found:
         raise SafecityError("no face found in the benchmark clip")
+    # Between whole-frame searches a face-only track's face is looked for around its last box.
+    rows.append(
+        _row(
+            "face detector, around a face (YuNet, face-only track between full-frame searches)",
+            "face-only track",
+            _time(
+                lambda i: faces.around(found[i % len(found)][0], found[i % len(found)][1].box),
+                repeats,
+            ),
+        )
+    )
     embedder = make_embedder(config.embedder)
     rows.append(
         _row(

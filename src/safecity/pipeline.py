@@ -44,7 +44,7 @@ from safecity.config import SafecityConfig
 from safecity.events import VEHICLE_LABELS, Event, PlateRead, Snapshot
 from safecity.vision.coco import LABEL_TO_ID
 from safecity.vision.filters import TrackEvidence, detection_mask
-from safecity.vision.nms import box_iou
+from safecity.vision.nms import box_iou, nms
 from safecity.vision.plate_track import TrackPlate
 from safecity.vision.redact import FaceRedactor, clip_boxes, privacy_boxes
 from safecity.vision.types import Detections, Face, Frame, Match, Track
@@ -108,6 +108,9 @@ FACE_TRACK_ID_BASE = 1_000_000_000
 HS_HALF_WIDTH = 1.25
 HS_ABOVE = 0.4
 HS_BELOW = 1.5
+# Faces found again in overlapping regions between whole-frame searches: boxes
+# overlapping more than this are one face (the face detector's own NMS overlap).
+FOLLOW_NMS_IOU = 0.4
 
 
 @dataclass
@@ -385,6 +388,8 @@ class CameraPipeline:
         self.read_plates = read_plates and stages.plate_reader_factory is not None
         self._states: dict[int, _TrackState] = {}
         self._face_side = min(config.faces.max_side, config.faces.full_frame_side)
+        self._full_frame_pts: float | None = None  # the last whole-frame face search
+        self._face_trail: list[np.ndarray] = []  # face-only faces at the last analysed frame
         self._parts: tuple[int, ...] = ()
         self._embedder_name = None if stages.embedder is None else stages.embedder.name
         if stages.embedder is not None:
@@ -499,8 +504,9 @@ class CameraPipeline:
         """Faces of this frame by track id, the face-only tracks seen now and those ended.
 
         Person tracks get the best face of their head, searched at full resolution.
-        With ``faces.full_frame`` the face detector also runs once over the whole
-        frame (shrunk to ``faces.full_frame_side``); the faces it finds outside every
+        With ``faces.full_frame`` the face detector also runs over the whole frame
+        (shrunk to ``faces.full_frame_side``) every ``faces.full_frame_every_s``, and
+        around the face-only faces in between; the faces it finds outside every
         person's head feed the face-only tracker. A face is claimed by one track at
         most: a person track, or else a face-only track.
         """
@@ -519,18 +525,23 @@ class CameraPipeline:
         # search above: a face-only track of it would make one person two events (and
         # at a shrunk scale YuNet can read hair as a second face just above the real
         # one). Faces in a head are still hidden in anything stored.
-        found = detector.detect(frame.image, max_side=self._face_side)
-        heads = np.concatenate(
-            [
-                np.asarray(bodies, np.float32).reshape(-1, 4),
-                np.array(
-                    [t.box for t in self.tracker.tracks if t.class_id == PERSON], np.float32
-                ).reshape(-1, 4),
-            ]
-        )
+        searched = self._full_frame_due(frame.pts)
+        if searched:
+            found = detector.detect(frame.image, max_side=self._face_side)
+            self._full_frame_pts = frame.pts
+        else:
+            found = self._follow_face_tracks(frame)
+        tracked = np.array(
+            [t.box for t in self.tracker.tracks if t.class_id == PERSON], np.float32
+        ).reshape(-1, 4)
+        heads = np.concatenate([np.asarray(bodies, np.float32).reshape(-1, 4), tracked])
         upper = self.config.faces.upper_fraction
         leftover = [f for f in found if not _in_a_head(f, heads, upper)]
-        if max(frame.width, frame.height) > self._face_side:
+        # Followed until the next whole-frame search: these faces, and those in the head
+        # of a detection no confirmed track holds yet (the seated gif's man: a person
+        # once, at 0.42 in frame 0, then a face only).
+        self._face_trail = [f.box for f in found if not _in_a_head(f, tracked, upper)]
+        if searched and max(frame.width, frame.height) > self._face_side:
             refined = (detector.refine(frame.image, f) for f in leftover)
             leftover = [f for f in refined if f is not None]
         boxes = np.array([f.box for f in leftover], np.float32).reshape(-1, 4)
@@ -547,6 +558,34 @@ class CameraPipeline:
             face_tracks.append(Track(face_id, PERSON, shoulders, face.score))
             faces[face_id] = face
         return faces, face_tracks, _face_ids(update.ended)
+
+    def _full_frame_due(self, pts: float) -> bool:
+        """Whether this frame gets the whole-frame face search: every
+        ``faces.full_frame_every_s`` seconds (every analysed frame at 0), and after
+        the stream restarted."""
+        last = self._full_frame_pts
+        every = self.config.faces.full_frame_every_s
+        # A millisecond of slack: pts are rounded (a 12.5 fps GIF gives 0.08, 0.17, ...).
+        return last is None or pts < last or pts - last >= every - 1e-3
+
+    def _follow_face_tracks(self, frame: Frame) -> list[Face]:
+        """Between whole-frame searches, the faces near those of the face-only tracks:
+        each face kept at the last analysed frame, and each face-only track's last
+        box, searched at full resolution in the region around it
+        (:meth:`FaceDetector.around`). A face that shows up elsewhere waits for the
+        next whole-frame search."""
+        detector = self.stages.face_detector
+        boxes = list(self._face_trail)
+        for track in self.face_tracker.tracks:
+            if not boxes or box_iou(track.box[None], np.stack(boxes))[0].max() < 0.3:
+                boxes.append(track.box)
+        found = [face for box in boxes for face in detector.around(frame.image, box)]
+        if len(found) < 2:
+            return found
+        # Regions overlap (two faces side by side): one face, found twice, is kept once.
+        scores = np.array([f.score for f in found], np.float32)
+        keep = nms(np.stack([f.box for f in found]), scores, FOLLOW_NMS_IOU)
+        return [found[int(i)] for i in keep]
 
     def _faces_for(self, frame: Frame, tracks: list[Track]) -> dict[int, Face]:
         """Best face inside the upper part of each person box, by quality."""
