@@ -11,7 +11,7 @@ import pytest
 from safecity.errors import ConfigError, SourceError
 from safecity.vision.plate_eval import character_errors, load_labels, plate_found
 from safecity.vision.plate_formats import formats_for, normalise
-from safecity.vision.plates import PlateRead, PlateReader, PlateVote, read_image_file
+from safecity.vision.plates import PlateReader, PlateReading, PlateVote, read_image_file
 
 EU_COUNTRIES = ["SK", "CZ", "PL", "GB"]  # the countries of the photos, home country first
 
@@ -75,7 +75,7 @@ def test_config_checks_countries() -> None:
 def test_vote_per_position_weighted_by_confidence() -> None:
     vote = PlateVote()
     for text, conf in [("RK755AJ", 0.6), ("RK765AJ", 0.9), ("RK755AJ", 0.7), ("RK755A", 0.99)]:
-        vote.add(PlateRead(text, text, conf, (0, 0, 10, 5)))
+        vote.add(PlateReading(text, text, conf, (0, 0, 10, 5)))
     result = vote.result()
     assert result is not None
     assert result.text == "RK755AJ"  # 1.3 for 5 against 0.9 for 6; the 6-char read is outvoted

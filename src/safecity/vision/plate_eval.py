@@ -19,7 +19,7 @@ from pathlib import Path
 
 from safecity.errors import SourceError
 from safecity.vision.plate_formats import clean, formats_for, normalise
-from safecity.vision.plates import PlateRead, PlateReader, read_image_file
+from safecity.vision.plates import PlateReader, PlateReading, read_image_file
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def character_errors(read: str, truth: str) -> int:
     return previous[-1]
 
 
-def plate_found(read: PlateRead | None, box: tuple[int, int, int, int]) -> bool:
+def plate_found(read: PlateReading | None, box: tuple[int, int, int, int]) -> bool:
     """The read's text line lies on the labelled plate: either box's centre is inside
     the other (text lines are tighter than plate labels, so IoU would mislead)."""
     if read is None:

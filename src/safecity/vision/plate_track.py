@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from safecity.config import PlatesConfig
-from safecity.events import PlateRead as StoredPlate
+from safecity.events import PlateRead
 from safecity.vision.plates import PlateReader, PlateVote
 
 #: Margin kept around the plate's text line in the stored crop (share of its height).
@@ -58,12 +58,12 @@ class TrackPlate:
         if self._best is None or read.confidence > self._best[0]:
             self._best = (read.confidence, plate_crop(vehicle, read.box))
 
-    def result(self) -> StoredPlate | None:
+    def result(self) -> PlateRead | None:
         """The voted plate with the crop of its most confident read, or None."""
         voted = self.vote.result()
         if voted is None or self._best is None or not voted.text:
             return None
-        return StoredPlate(
+        return PlateRead(
             text=voted.text,
             confidence=float(voted.confidence),
             crop=self._best[1],

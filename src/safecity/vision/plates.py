@@ -53,7 +53,7 @@ FREE_MIN_CONFIDENCE = 0.8  # ... and how sure the recogniser must be of it
 
 
 @dataclass(frozen=True)
-class PlateRead:
+class PlateReading:
     """One plate read on one vehicle crop (or voted over a track).
 
     ``text`` is normalised (letters and digits, upper case, in the country's format
@@ -210,7 +210,7 @@ class PlateReader:
         self._columns = _alphanumeric_columns(self._rec)
         self._det = _open_detector(det_path, self.threads, self.det_side)
 
-    def read(self, crop: np.ndarray) -> PlateRead | None:
+    def read(self, crop: np.ndarray) -> PlateReading | None:
         """The plate of one vehicle crop, or None when no line reads as a plate."""
         image = _check_image(crop)
         with self._lock:
@@ -228,7 +228,7 @@ class PlateReader:
             return None
         decoded, quad, raw = best
         x, y, w, h = cv2.boundingRect(quad.astype(np.float32))
-        return PlateRead(
+        return PlateReading(
             text=decoded.text,
             raw=raw,
             confidence=round(decoded.confidence, 4),
@@ -365,25 +365,25 @@ class PlateVote:
 
     >>> vote = PlateVote()
     >>> for text, conf in [("RK755AJ", 0.9), ("RK755AJ", 0.8), ("RK765AJ", 0.5)]:
-    ...     vote.add(PlateRead(text, text, conf, (0, 0, 1, 1)))
+    ...     vote.add(PlateReading(text, text, conf, (0, 0, 1, 1)))
     >>> vote.result().text
     'RK755AJ'
     """
 
     def __init__(self, max_reads: int = 8):
         self.max_reads = max_reads
-        self.reads: list[PlateRead] = []
+        self.reads: list[PlateReading] = []
 
     @property
     def full(self) -> bool:
         """Enough reads: the track need not be read again."""
         return len(self.reads) >= self.max_reads
 
-    def add(self, read: PlateRead | None) -> None:
+    def add(self, read: PlateReading | None) -> None:
         if read is not None and not self.full:
             self.reads.append(read)
 
-    def result(self) -> PlateRead | None:
+    def result(self) -> PlateReading | None:
         if not self.reads:
             return None
         by_length: dict[int, float] = defaultdict(float)
@@ -403,7 +403,7 @@ class PlateVote:
             scores.append(share * float(np.mean(weights[winner])))
         text = "".join(chars)
         best = max(voters, key=lambda r: (r.text == text, r.confidence))
-        return PlateRead(
+        return PlateReading(
             text=text,
             raw=best.raw,
             confidence=round(float(np.mean(scores)), 4),
@@ -413,7 +413,7 @@ class PlateVote:
         )
 
 
-def read_plates(reader: PlateReader, crops: Iterable[np.ndarray]) -> PlateRead | None:
+def read_plates(reader: PlateReader, crops: Iterable[np.ndarray]) -> PlateReading | None:
     """Read several crops of one vehicle and vote: what a track's plate is."""
     vote = PlateVote()
     for crop in crops:
@@ -421,4 +421,4 @@ def read_plates(reader: PlateReader, crops: Iterable[np.ndarray]) -> PlateRead |
     return vote.result()
 
 
-__all__ = ["PlateRead", "PlateReader", "PlateVote", "clean", "read_image_file", "read_plates"]
+__all__ = ["PlateReading", "PlateReader", "PlateVote", "clean", "read_image_file", "read_plates"]

@@ -25,9 +25,7 @@ FUNCTION = "safecity_gallery_changed"  # migration 0005's
 
 def upgrade() -> None:
     with op.batch_alter_table("watchlists") as batch:
-        batch.add_column(
-            sa.Column("kind", sa.String(8), nullable=False, server_default="face")
-        )
+        batch.add_column(sa.Column("kind", sa.String(8), nullable=False, server_default="face"))
     op.create_table(
         "listed_plates",
         sa.Column("id", sa.Integer(), nullable=False),
