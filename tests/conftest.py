@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+RAY_TOKEN_FILE = Path("~/.ray/auth_token")  # where 'ray start' keeps a cluster's token
 
 # Local MJPEG/file servers and closed ports, for network-source tests.
 pytest_plugins = ["servers"]
@@ -40,16 +42,14 @@ def two_nodes():
     """
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["RAY_AUTH_MODE"] = "token"
+    if not os.environ.get("RAY_AUTH_TOKEN") and not RAY_TOKEN_FILE.expanduser().is_file():
+        # 'ray start --head' writes ~/.ray/auth_token; Cluster() does not, and its GCS
+        # server then aborts ("couldn't find an authentication token") and the head
+        # times out waiting for it: on a fresh machine (CI) no earlier run left one.
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     from ray.cluster_utils import Cluster
 
-    try:
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    except RuntimeError as error:
-        # Ray's head waits a fixed time for its GCS server to write its port file; on
-        # a loaded 2-core machine that wait once ran out (CI, 2026-12-04): start again.
-        if "Timed out waiting for file" not in str(error):
-            raise
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     second = cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     yield cluster, second
