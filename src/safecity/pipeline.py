@@ -42,6 +42,7 @@ import numpy as np
 
 from safecity.config import SafecityConfig
 from safecity.events import VEHICLE_LABELS, Event, PlateRead, Snapshot
+from safecity.video.pacing import due_again
 from safecity.vision.coco import LABEL_TO_ID
 from safecity.vision.filters import TrackEvidence, detection_mask
 from safecity.vision.nms import box_iou, nms
@@ -494,8 +495,7 @@ class CameraPipeline:
         alive = bool(self.tracker.tracks) or (
             self.face_tracker is not None and bool(self.face_tracker.tracks)
         )
-        # A millisecond of slack: pts are rounded (a 12.5 fps GIF gives 0.08, 0.17, ...).
-        return alive and (pts < last or pts - last >= 1.0 / rate - 1e-3)
+        return alive and due_again(last, pts, 1.0 / rate)
 
     # -- faces and identity ------------------------------------------------------
     def _find_faces(
@@ -563,10 +563,7 @@ class CameraPipeline:
         """Whether this frame gets the whole-frame face search: every
         ``faces.full_frame_every_s`` seconds (every analysed frame at 0), and after
         the stream restarted."""
-        last = self._full_frame_pts
-        every = self.config.faces.full_frame_every_s
-        # A millisecond of slack: pts are rounded (a 12.5 fps GIF gives 0.08, 0.17, ...).
-        return last is None or pts < last or pts - last >= every - 1e-3
+        return due_again(self._full_frame_pts, pts, self.config.faces.full_frame_every_s)
 
     def _follow_face_tracks(self, frame: Frame) -> list[Face]:
         """Between whole-frame searches, the faces near those of the face-only tracks:

@@ -22,6 +22,23 @@ from datetime import UTC, datetime
 
 from safecity.vision.types import Frame
 
+# Stream times are rounded (a 12.5 fps GIF gives 0.08, 0.17, ...): a period counts as
+# elapsed a millisecond early.
+PTS_SLACK_S = 1e-3
+
+
+def due_again(last_pts: float | None, pts: float, period_s: float) -> bool:
+    """Whether something done at stream time ``last_pts`` is due again at ``pts``:
+    never done, the stream restarted (``pts`` went back), or ``period_s`` has passed.
+
+    >>> due_again(None, 3.0, 1.0), due_again(2.0, 2.5, 1.0), due_again(2.0, 2.9995, 1.0)
+    (True, False, True)
+    >>> due_again(2.0, 0.1, 1.0)  # the file looped
+    True
+    """
+    return last_pts is None or pts < last_pts or pts - last_pts >= period_s - PTS_SLACK_S
+
+
 # Longest a wait sleeps before it looks at the caller's stop event again: that event
 # cannot wake our condition, so a stop is noticed within this many seconds.
 _STOP_POLL_S = 0.1

@@ -18,6 +18,7 @@ import numpy as np
 
 from safecity.config import PlatesConfig
 from safecity.events import PlateRead
+from safecity.video.pacing import due_again
 from safecity.vision.plates import PlateReader, PlateVote
 
 #: Margin kept around the plate's text line in the stored crop (share of its height).
@@ -38,8 +39,7 @@ class TrackPlate:
             return False
         if float(box[2] - box[0]) < self.config.min_vehicle_width:
             return False
-        last = self._last_pts
-        return last is None or pts < last or pts - last >= self.config.read_interval_s
+        return due_again(self._last_pts, pts, self.config.read_interval_s)
 
     def read(self, reader: PlateReader, image_bgr: np.ndarray, box: np.ndarray, pts: float) -> None:
         """Read the vehicle's crop of ``image_bgr`` and add what it says to the vote."""
