@@ -21,11 +21,11 @@ True
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from safecity.errors import ConfigError
+from safecity.events import plate_key
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = "0123456789"
@@ -162,8 +162,10 @@ def formats_for(countries: Iterable[str]) -> tuple[PlateFormat, ...]:
 
 
 def clean(text: str) -> str:
-    """Upper-case letters and digits only (spaces, dashes, dots and stickers dropped)."""
-    return re.sub(r"[^0-9A-Z]", "", text.upper())
+    """Upper-case letters and digits only (spaces, dashes, dots and stickers dropped):
+    the store's own rule (:func:`safecity.events.plate_key`), so a read and a search
+    are cleaned alike."""
+    return plate_key(text)
 
 
 def conform(text: str, fmt: PlateFormat) -> tuple[str, int] | None:
