@@ -19,7 +19,9 @@ What happens on a loss:
   before it counts as stored (:mod:`safecity.runtime.outbox`), and goes to the
   database from there, idempotently by its uuid. The uuid is derived from the
   run, camera, track and start time, so a file camera that restarts from its
-  beginning on another worker stores nothing twice. A worker that starts
+  beginning on another worker stores nothing twice; one moved away from a
+  live worker (a rebalance) drops its open tracks there rather than end them
+  early, since the replay ends them whole. A worker that starts
   adopts the outbox of any dead worker on its machine (a lock file tells).
   Tracks open at the moment of a loss are lost with the process that held
   them: a live camera's events of those seconds are not stored.
@@ -197,7 +199,7 @@ class CameraWorker:
         wanted = {c["name"]: c for c in cameras}
         with self._mutex:
             for name in [n for n in self._cameras if n not in wanted]:
-                self._stop_camera(name)
+                self._stop_camera(name, handed_over=True)
             for name, spec in wanted.items():
                 running = self._cameras.get(name)
                 if running is not None and running[2] == spec:
@@ -323,9 +325,13 @@ class CameraWorker:
         self.outbox.put(with_uuids(events, self.run_id))
         return []
 
-    def _stop_camera(self, name: str) -> None:
+    def _stop_camera(self, name: str, handed_over: bool = False) -> None:
+        """Stop a camera: at the end of the run, or ``handed_over`` to another worker."""
         fleet, stop, _ = self._cameras.pop(name)
-        stop.set()
+        if handed_over:
+            fleet.hand_over()
+        else:
+            stop.set()
         fleet.join(timeout=10.0)
         self._unwatch(name)
 

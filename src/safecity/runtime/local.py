@@ -265,6 +265,14 @@ def analyze_one(
     )
 
 
+def replays_from_start(camera: CameraConfig) -> bool:
+    """Whether ``camera`` started again elsewhere sees the same frames again: a file
+    played once as fast as it decodes (not looped, not live-paced, not a stream)."""
+    from safecity.video.source import is_network
+
+    return not (camera.loop or camera.live_pace or is_network(camera.url))
+
+
 class CameraFleet:
     """Every enabled camera of a config, each in a thread, until stopped.
 
@@ -295,6 +303,7 @@ class CameraFleet:
         self.matcher_for = matcher_for
         self.plate_matcher_for = plate_matcher_for
         self.stop = stop or threading.Event()
+        self._handed_over = False
         cameras = [c for c in config.cameras if c.enabled]
         self.stats = {c.name: CameraStats(c.name) for c in cameras}
         self._threads = [
@@ -308,6 +317,18 @@ class CameraFleet:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+
+    def hand_over(self) -> None:
+        """Stop because the cameras move to another process, which starts them afresh.
+
+        A file camera there plays its file again from the beginning and ends every track
+        with its whole evidence; tracks still open here are dropped rather than ended
+        early, or the early end would be stored first and keep the uuid (the stored
+        event cut short, or one the whole run would not keep at all). A live camera's open
+        tracks end and are stored as on any stop: nobody sees those seconds again.
+        """
+        self._handed_over = True
+        self.stop.set()
 
     def join(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -399,7 +420,7 @@ class CameraFleet:
         finally:
             if pacer is not None:
                 stats.dropped = pacer.dropped
-            if pipeline is not None:
+            if pipeline is not None and not (self._handed_over and replays_from_start(camera)):
                 self._store(pipeline.finish(), stats)
             if self.on_camera_end is not None:
                 self.on_camera_end(camera.name)
