@@ -44,7 +44,7 @@ from safecity.config import SafecityConfig
 from safecity.events import VEHICLE_LABELS, Event, PlateRead, Snapshot
 from safecity.video.pacing import due_again
 from safecity.vision.coco import LABEL_TO_ID
-from safecity.vision.filters import TrackEvidence, detection_mask
+from safecity.vision.filters import StillSpots, TrackEvidence, detection_mask
 from safecity.vision.nms import box_iou, nms
 from safecity.vision.plate_track import TrackPlate
 from safecity.vision.redact import FaceRedactor, clip_boxes, privacy_boxes
@@ -388,6 +388,7 @@ class CameraPipeline:
         self.plate_matcher_for = plate_matcher_for
         self.read_plates = read_plates and stages.plate_reader_factory is not None
         self._states: dict[int, _TrackState] = {}
+        self._still_spots = StillSpots()  # where still false alarms were
         self._face_side = min(config.faces.max_side, config.faces.full_frame_side)
         self._full_frame_pts: float | None = None  # the last whole-frame face search
         self._face_trail: list[np.ndarray] = []  # face-only faces at the last analysed frame
@@ -755,9 +756,20 @@ class CameraPipeline:
                 state.face_quality,
             )
             return None
-        if not matched and state.evidence.is_still_false_alarm(
-            self.config.detector.filter_for(state.label)
-        ):
+        limits = self.config.detector.filter_for(state.label)
+        if not matched and state.evidence.is_brief_repeat(limits, self._still_spots, state.label):
+            log.debug(
+                "camera %s track %d (%s): no event, a brief still track where a still false "
+                "alarm was",
+                self.camera,
+                state.track_id,
+                state.label,
+            )
+            return None
+        if not matched and state.evidence.is_still_false_alarm(limits):
+            self._still_spots.add(
+                state.label, state.evidence.last_box, state.evidence.last_pts or 0.0
+            )
             log.debug(
                 "camera %s track %d (%s): no event, still (moved %.2f of its size) with a "
                 "median score of %.2f",

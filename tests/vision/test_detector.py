@@ -60,7 +60,8 @@ def installed() -> None:
 
 @pytest.fixture(scope="module")
 def nanodet(installed: None) -> ObjectDetector:
-    return ObjectDetector(DetectorConfig())
+    """The float model: the reference the int8 default is held to."""
+    return ObjectDetector(DetectorConfig(precision="float"))
 
 
 def _contains(boxes: np.ndarray, point: tuple[int, int]) -> np.ndarray:
@@ -189,7 +190,7 @@ def test_int8_runs_on_a_trimmed_input(nanodet, nanodet_int8, frames) -> None:
     assert blob.shape == (1, 3, 352, 416)  # 4:3 frame: 64 rows of padding cut
     untrimmed = ObjectDetector(DetectorConfig(precision="int8", trim_padding=False))
     assert not untrimmed.decoder.trim
-    # the default float model has a fixed 416x416 input: nothing to trim
+    # the float model has a fixed 416x416 input: nothing to trim
     assert nanodet.path.name == "nanodet.onnx" and not nanodet.decoder.trim
 
 
@@ -390,3 +391,28 @@ def test_nms() -> None:
     assert batched_nms(boxes, scores, np.array([0, 0, 2, 0]), 0.5).tolist() == [1, 2, 3]
     assert box_iou(boxes[:1], boxes[2:3])[0, 0] == pytest.approx(1.0)
     assert batched_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 0.5).size == 0
+
+
+@pytest.mark.slow
+def test_int8_scores_a_car_filling_the_view_as_the_float_model_does(
+    nanodet, nanodet_int8, data_dir
+) -> None:
+    # Road photos (OpenALPR's eu set), a car close to the camera in each. Calibrated on
+    # the far-away cars and people of the sample clips alone, the coarsest head clipped
+    # and the best vehicle score fell to a median 0.39 (float 0.62); measured with the
+    # close views in its ranges: 0.614 against 0.619, and 107 of 108 cars found.
+    import cv2
+
+    photos = sorted((data_dir / "plates" / "eu").glob("*.jpg"))
+    if not photos:
+        pytest.skip("no road photos in the test data")
+    best: dict[str, list[float]] = {"float": [], "int8": []}
+    for photo in photos:
+        image = cv2.imread(str(photo))
+        for name, detector in (("float", nanodet), ("int8", nanodet_int8)):
+            found = detector.detect(image)
+            scores = found.scores[np.isin(found.labels, sorted(VEHICLES))]
+            best[name].append(float(scores.max()) if len(scores) else 0.0)
+    floats, ints = np.array(best["float"]), np.array(best["int8"])
+    assert np.median(ints) >= np.median(floats) - 0.03
+    assert (ints > 0).sum() >= len(photos) - 3

@@ -92,8 +92,8 @@ _ENTRIES = (
         filename="nanodet-int8.onnx",
         # built by onnxruntime 1.32's quantiser from the stored ranges: another
         # onnxruntime may write other bytes (then install says so)
-        sha256="836f5340f28ee7d7b2425af9d28aff18c1ae475f99176c7bc40c055cca79d404",
-        size=3968447,
+        sha256="80ed6c2bf13dc8d93307b7104d07d7dc5f98dd9a9aabe245a0c8df60ce53ef55",
+        size=4103967,
         convert="int8",
         outputs=NANODET_OUTPUTS,
     ),

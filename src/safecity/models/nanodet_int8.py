@@ -77,13 +77,24 @@ def build_int8(float_model: onnx.ModelProto, ranges: dict | None = None) -> onnx
         QuantType.QInt8,
         QuantType.QUInt8,
         tensors,
-        [],  # nodes to quantise: all
-        [],  # nodes to exclude: none
+        [],  # nodes to quantise: all …
+        head_outputs(model),  # … but the heads' last convolutions
         op_types,
         {},
     )
     quantizer.quantize_model()
     return quantizer.model.model
+
+
+def head_outputs(model: onnx.ModelProto) -> list[str]:
+    """The convolution of each head that writes its class scores and box distances.
+
+    Kept in float: quantised, car scores fell by up to a third on the pedestrians
+    clip (cars found: 109 of the float model's 118 there; with these three in float
+    117), and the three are a small share of the time (1x1, one per stride).
+    """
+    splits = {n.input[0] for n in model.graph.node if n.op_type == "Split"}
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and n.output[0] in splits]
 
 
 def load_ranges(path: Path = RANGES_FILE) -> dict[str, tuple[float, float]]:
@@ -232,11 +243,77 @@ def calibration_frames(data_dir: Path) -> list[np.ndarray]:
         ("arcade-crowd-1080p.mp4", 2, 13, 8),
         ("seated-faces-480x270.gif", 0, 8, 4),
     ]
-    return [
+    frames = [
         frame
         for name, first, every, count in picks
         for frame in sample_frames(data_dir / "video" / name, first, every, count)
     ]
+    return frames
+
+
+def zoomed(frame: np.ndarray) -> list[np.ndarray]:
+    """``frame`` seen twice as close: its four quarters, each scaled up to the whole
+    frame's size (what a camera near the road, or zoomed in, sees)."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    h, w = height // 2, width // 2
+    return [
+        cv2.resize(frame[y : y + h, x : x + w], (width, height), interpolation=cv2.INTER_LINEAR)
+        for y in (0, h)
+        for x in (0, w)
+    ]
+
+
+def large_object_head(float_model: onnx.ModelProto) -> set[str]:
+    """The tensors of the flexible graph that only the coarsest head's outputs
+    (stride 32: the largest objects) depend on."""
+    cells = {o.name: o.type.tensor_type.shape.dim[1].dim_value for o in float_model.graph.output}
+    model = flexible(float_model)
+    made_by = {o: n for n in model.graph.node for o in n.output}
+
+    def upstream(name: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            tensor = todo.pop()
+            if tensor in seen:
+                continue
+            seen.add(tensor)
+            node = made_by.get(tensor)
+            if node is not None:
+                todo.extend(i for i in node.input if i in made_by)
+        return seen
+
+    fewest = min(cells.values())
+    coarse = [upstream(n) for n, c in cells.items() if c == fewest]
+    fine = [upstream(n) for n, c in cells.items() if c != fewest]
+    return set().union(*coarse) - set().union(*fine)
+
+
+def calibrated_ranges(float_model: onnx.ModelProto, frames: list[np.ndarray]) -> dict:
+    """MinMax ranges over ``frames``; the large-object head's over them seen closer too.
+
+    The sample clips show people and cars small, far from the camera: ranges from
+    them alone clipped the coarsest head when a car filled the view (on road photos
+    the best vehicle score fell to a median 0.39 where the float model gives 0.62).
+    Widening every range by the close views instead cost small people (person recall
+    against the float model on the pedestrians clip 97.4 % rather than 99.1 %), so
+    only the tensors of that head take them.
+    """
+    from safecity.vision.detector import nanodet_blob
+
+    def blobs(images: list[np.ndarray]) -> list[np.ndarray]:
+        return [nanodet_blob(image, trim=True)[0] for image in images]
+
+    ranges = measure_ranges(float_model, blobs(frames))
+    closer = measure_ranges(float_model, blobs([v for f in frames[:20] for v in zoomed(f)]))
+    for name in large_object_head(float_model) & set(ranges):
+        ranges[name] = (
+            min(ranges[name][0], closer[name][0]),
+            max(ranges[name][1], closer[name][1]),
+        )
+    return ranges
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,13 +321,11 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     from safecity.models import model_path
-    from safecity.vision.detector import nanodet_blob
 
     args = sys.argv[1:] if argv is None else argv
     data_dir = Path(args[0]) if args else Path.cwd().parent / "shared" / "data"
     float_model = onnx.load(str(model_path("nanodet")))
-    blobs = [nanodet_blob(frame, trim=True)[0] for frame in calibration_frames(data_dir)]
-    ranges = measure_ranges(float_model, blobs)
+    ranges = calibrated_ranges(float_model, calibration_frames(data_dir))
     payload = {
         "about": "NanoDet-m activation ranges (MinMax) on the frames "
         "safecity.models.nanodet_int8.calibration_frames picks; see that module",

@@ -7,7 +7,9 @@ Two kinds, per label (``detector.filters``, Frigate's shape):
   detector runs exactly as before; this is a mask over its output.
 * per track — a track that never moved and whose median detection score never
   reached the label's ``threshold`` is a still false alarm (a traffic cone read as
-  a person): it produces no event.
+  a person): it produces no event. Its place is remembered (:class:`StillSpots`):
+  a later track there too brief to be judged (under ``still_min_s``) that never
+  moved and never scored ``threshold`` is the same false alarm flickering back.
 
 The track test keeps constant memory however long a track lives (a parked car
 for days): scores go into a 100-bin histogram, so the median is exact to 0.01,
@@ -31,6 +33,7 @@ import numpy as np
 
 from safecity.config import DetectorConfig, ObjectFilter
 from safecity.vision.coco import COCO_LABELS
+from safecity.vision.nms import box_iou
 from safecity.vision.types import Detections
 
 _BINS = 100
@@ -70,6 +73,8 @@ class TrackEvidence:
         self._origin: np.ndarray | None = None  # smoothed centre where the track began
         self.movement = 0.0  # largest smoothed centre displacement / box diagonal so far
         self.peak_median = 0.0  # highest running median score, from the third detection on
+        self.best_score = 0.0
+        self.last_box: np.ndarray | None = None
 
     def add(self, box: np.ndarray, score: float, pts: float) -> None:
         """One detection of the track (its box in frame pixels, its score, its time)."""
@@ -78,6 +83,8 @@ class TrackEvidence:
         if self.first_pts is None:
             self.first_pts = pts
         self.last_pts = pts
+        self.best_score = max(self.best_score, float(score))
+        self.last_box = np.asarray(box, np.float64)
         if self.count >= 3:
             self.peak_median = max(self.peak_median, self.median_score)
         self._recent.append(np.asarray(box, np.float64))
@@ -116,5 +123,41 @@ class TrackEvidence:
             and self.peak_median < (f.threshold or 0.0)
         )
 
+    def is_brief_repeat(self, f: ObjectFilter, spots: StillSpots, label: str) -> bool:
+        """Too brief to judge (under ``still_min_s``), never moved, never scored
+        ``threshold``, and where a still false alarm of ``label`` was: no event."""
+        return (
+            self.seconds < f.still_min_s
+            and self.movement < f.still_fraction
+            and self.best_score < (f.threshold or 0.0)
+            and self.last_box is not None
+            and spots.covers(label, self.last_box, self.last_pts or 0.0)
+        )
 
-__all__ = ["TrackEvidence", "detection_mask"]
+
+class StillSpots:
+    """Where one camera's still false alarms were, for ``memory_s`` seconds of its time.
+
+    >>> spots = StillSpots(memory_s=600)
+    >>> spots.add("person", np.array([163, 188, 180, 208]), pts=25.0)
+    >>> spots.covers("person", np.array([164, 187, 181, 209]), pts=64.7)
+    True
+    >>> spots.covers("car", np.array([164, 187, 181, 209]), pts=64.7)
+    False
+    >>> spots.covers("person", np.array([164, 187, 181, 209]), pts=700.0)  # forgotten
+    False
+    """
+
+    def __init__(self, memory_s: float = 600.0, min_iou: float = 0.5, most: int = 64) -> None:
+        self.memory_s, self.min_iou = memory_s, min_iou
+        self._spots: deque[tuple[str, np.ndarray, float]] = deque(maxlen=most)
+
+    def add(self, label: str, box: np.ndarray, pts: float) -> None:
+        self._spots.append((label, np.asarray(box, np.float32), pts))
+
+    def covers(self, label: str, box: np.ndarray, pts: float) -> bool:
+        boxes = [b for lab, b, at in self._spots if lab == label and pts - at <= self.memory_s]
+        return bool(boxes) and float(box_iou(box, np.stack(boxes)).max()) >= self.min_iou
+
+
+__all__ = ["StillSpots", "TrackEvidence", "detection_mask"]
