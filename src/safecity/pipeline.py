@@ -432,15 +432,17 @@ class CameraPipeline:
         people = detections.boxes[detections.class_ids == PERSON]
 
         t2 = time.perf_counter()
+        matcher = None
+        if self.matcher_for is not None and self.stages.embedder is not None:
+            matcher = self.matcher_for(self.camera, frame.time)
         bodies = tracked.boxes[tracked.class_ids == PERSON]
-        faces, face_tracks, face_ended = self._find_faces(frame, list(update.active), bodies)
+        faces, face_tracks, face_ended = self._find_faces(
+            frame, list(update.active), bodies, search_heads=matcher is not None
+        )
         ended_tracks += face_ended
         active: list[Track] = list(update.active) + face_tracks
         self._last_active = active
         timings["faces"] = (time.perf_counter() - t2) * 1000
-        matcher = None
-        if self.matcher_for is not None and self.stages.embedder is not None:
-            matcher = self.matcher_for(self.camera, frame.time)
 
         to_embed: list[tuple[_TrackState, Track, Face]] = []
         for track in active:
@@ -500,11 +502,15 @@ class CameraPipeline:
 
     # -- faces and identity ------------------------------------------------------
     def _find_faces(
-        self, frame: Frame, person_tracks: list[Track], bodies: np.ndarray
+        self, frame: Frame, person_tracks: list[Track], bodies: np.ndarray, search_heads: bool
     ) -> tuple[dict[int, Face], list[Track], list[Track]]:
         """Faces of this frame by track id, the face-only tracks seen now and those ended.
 
-        Person tracks get the best face of their head, searched at full resolution.
+        With ``search_heads`` (a watchlist applies to the camera now) person tracks
+        get the best face of their head, searched at full resolution. Without, their
+        faces are not looked for: nothing could be done with them (a person track's
+        head is hidden in anything stored whether its face was found or not, and the
+        redaction detector looks again), and the search was half the face stage's time.
         With ``faces.full_frame`` the face detector also runs over the whole frame
         (shrunk to ``faces.full_frame_side``) every ``faces.full_frame_every_s``, and
         around the face-only faces in between; the faces it finds outside every
@@ -514,7 +520,7 @@ class CameraPipeline:
         detector = self.stages.face_detector
         if detector is None:
             return {}, [], []
-        persons = [t for t in person_tracks if t.class_id == PERSON]
+        persons = [t for t in person_tracks if t.class_id == PERSON and search_heads]
         # Person tracks: each head searched at full resolution, as without full_frame.
         faces = self._faces_for(frame, persons)
         if self.face_tracker is None:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from api_support import signed_in
 from fastapi import FastAPI
+from watch_support import watching_nobody
 
 from safecity.api.context import ApiContext
 from safecity.api.live import LiveHub
@@ -253,7 +254,8 @@ def test_hub_with_the_real_pipeline(data_dir: Path) -> None:
     stages = Stages.load(config)
     camera = CameraConfig(name="arcade", url=str(data_dir / "video/arcade-crowd-1080p.mp4"))
     source = open_source(camera, start_time=NOW)
-    pipeline = CameraPipeline("arcade", config, stages, fps=25)
+    # A watched camera: its people's faces are searched (and must still be hidden).
+    pipeline = CameraPipeline("arcade", config, stages, fps=25, matcher_for=watching_nobody)
     hub = LiveHub(4, stages.redactor)
     frames = []
     for frame in itertools.islice(iter(source), 4):
