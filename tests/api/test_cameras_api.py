@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from api_support import signed_in
 from fastapi import FastAPI
-from watch_support import watching_nobody
 
 from safecity.api.context import ApiContext
 from safecity.api.live import LiveHub
 from safecity.config import CameraConfig
 from safecity.governance.clock import ManualClock
 from safecity.pipeline import FrameResult, TrackView
+from safecity.runtime.bench_pipeline import watching_nobody
 from safecity.store import Store
 from safecity.store.health import report_health
 from safecity.vision.faces import FaceDetector

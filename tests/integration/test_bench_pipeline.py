@@ -122,15 +122,17 @@ def test_two_cameras_at_two_fps_give_figures_per_camera(home, data_dir, clip):
 
 
 @live
-def test_an_overloaded_camera_drops_frames_and_does_not_hold(home, data_dir):
-    """The 1080p clip at its full 25 fps is more than one camera's analysis keeps up with
-    here: frames are dropped, not queued, so the lag stays bounded while the rate falls."""
+def test_overloaded_cameras_drop_frames_and_do_not_hold(home, data_dir):
+    """Three cameras of the 1080p clip at its full 25 fps are more than 2 cores keep up
+    with (one camera alone nearly does since the int8 detector: 23.7 fps): frames are
+    dropped, not queued, so the lag stays bounded while the rate falls."""
     source = data_dir / "video" / "arcade-crowd-1080p.mp4"
-    result = bench(home, "--source", str(source), "--cameras", "1", "--fps", "25", "--seconds", "4")
-    [camera] = result["camera_stats"]
-    assert camera["dropped"] > 0
-    assert camera["analysed_fps"] < 0.9 * 25 and result["held"] is False
-    assert camera["lag_p95_s"] < 2.0  # dropped, not queued: a queue would be ~6 s behind by now
+    result = bench(home, "--source", str(source), "--cameras", "3", "--fps", "25", "--seconds", "4")
+    cameras = result["camera_stats"]
+    assert sum(c["dropped"] for c in cameras) > 0 and result["held"] is False
+    assert min(c["analysed_fps"] for c in cameras) < 0.9 * 25
+    # dropped, not queued: a queue would be seconds behind by now
+    assert all(c["lag_p95_s"] < 2.0 for c in cameras)
 
 
 @live
@@ -173,3 +175,30 @@ def test_an_unusable_source_is_one_error_line(home, data_dir, damage):
     line = one_error_line(done)
     assert f"cannot use {video} as a bench source" in line
     assert done.stdout == ""
+
+
+@live
+def test_watched_cameras_have_their_faces_embedded_and_unwatched_do_not(data_dir, monkeypatch):
+    """``--watched``: the cost of a camera a watchlist covers (faces searched in every
+    head and embedded); without it, a camera no authorisation covers (none embedded)."""
+    import safecity.pipeline
+    from safecity.config import SafecityConfig
+    from safecity.runtime.bench_pipeline import bench_pipeline
+
+    embedded = []
+    original = safecity.pipeline.embed_faces
+
+    def counting(embedder, image, faces):
+        embedded.append(len(faces))
+        return original(embedder, image, faces)
+
+    monkeypatch.setattr(safecity.pipeline, "embed_faces", counting)
+    clip = data_dir / "video" / "seated-faces-480x270.gif"
+    config = SafecityConfig()
+    counts = {}
+    for watched in (False, True):
+        embedded.clear()
+        result = bench_pipeline(config, clip, 1, 5.0, 2.0, warmup_s=1.0, watched=watched)
+        assert result["watched"] is watched
+        counts[watched] = sum(embedded)
+    assert counts == {False: 0, True: counts[True]} and counts[True] > 0

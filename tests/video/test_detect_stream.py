@@ -13,10 +13,10 @@ import av
 import cv2
 import numpy as np
 import pytest
-from watch_support import watching_nobody
 
 from safecity.config import CameraConfig, SafecityConfig
 from safecity.errors import SourceError
+from safecity.runtime.bench_pipeline import watching_nobody
 from safecity.video.source import open_source
 from safecity.video.substream import PairedFrames
 from safecity.vision.nms import box_iou

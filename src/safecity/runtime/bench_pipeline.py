@@ -147,6 +147,7 @@ def bench_pipeline(
     stages: Stages | None = None,
     checked_fps: float | None = None,
     cluster: bool = False,
+    watched: bool = False,
 ) -> dict:
     """Run ``cameras`` live-paced cameras for ``warmup_s`` + ``seconds``; return the figures.
 
@@ -154,11 +155,15 @@ def bench_pipeline(
     ``checked_fps`` skips :func:`check_source` when the caller did it already.
     ``cluster``: the cameras run on the Ray cluster this process has joined
     (:func:`safecity.runtime.cluster.connect`), spread over its workers, and each
-    worker process reports its own CPU and RSS.
+    worker process reports its own CPU and RSS. ``watched``: a watchlist applies to every
+    camera (:func:`watching_nobody`), so faces are searched and embedded as on a watched
+    camera; without, as on a camera no authorisation covers.
     Raises :class:`SourceError` when the source is unusable or a camera failed.
     """
     if cameras < 1 or fps <= 0 or seconds <= 0 or warmup_s < 0:
         raise SafecityError("cameras, fps and seconds must be positive, warm-up not negative")
+    if cluster and watched:
+        raise SafecityError("--watched measures one worker: not with --cluster")
     source = source or default_source()
     rate = checked_fps if checked_fps is not None else check_source(source, fps)
     load_before = os.getloadavg()[0]
@@ -168,7 +173,7 @@ def bench_pipeline(
             summaries, workers = _run_cluster(plan, Path(folder), seconds, warmup_s)
         else:
             stages = stages or Stages.load(config)
-            summaries, workers = _run_fleet(plan, stages, Path(folder), seconds, warmup_s)
+            summaries, workers = _run_fleet(plan, stages, Path(folder), seconds, warmup_s, watched)
     failed = [c for c in summaries if c["state"] == "failed"]
     if failed:
         raise SourceError(f"camera {failed[0]['camera']} failed: {failed[0]['last_error']}")
@@ -179,6 +184,7 @@ def bench_pipeline(
         "fps_target": rate,  # the clip's own rate when lower than fps
         "seconds": seconds,
         "warmup_s": warmup_s,
+        "watched": watched,
         **judge(summaries, rate),
         "camera_stats": summaries,
         "workers": workers,
@@ -196,6 +202,7 @@ def find_max(
     max_cameras: int = MAX_CAMERAS,
     on_step: Callable[[dict], None] | None = None,
     cluster: bool = False,
+    watched: bool = False,
 ) -> dict:
     """The largest N that holds ``fps`` (0 if not even one camera does), with every N tried.
 
@@ -221,6 +228,7 @@ def find_max(
             stages=stages,
             checked_fps=rate,
             cluster=cluster,
+            watched=watched,
         )
         steps.append(step)
         if on_step is not None:
@@ -248,6 +256,7 @@ def find_max(
         "fps_target": rate,
         "seconds": seconds,
         "warmup_s": warmup_s,
+        "watched": watched,
         "max_lag_s": MAX_LAG_S,
         "min_fps_share": MIN_FPS_SHARE,
         "largest": good,
@@ -267,16 +276,41 @@ def machine(load_before: float | None = None) -> str:
     )
 
 
+class _ListsNobody:
+    def match(self, vector: object, embedder: str | None = None) -> None:
+        return None
+
+
+def watching_nobody(camera: str, when: object) -> _ListsNobody:
+    """A ``matcher_for`` under which every camera is watched by a list of nobody: faces
+    are searched and embedded as on a watched camera, and nothing matches.
+
+    >>> watching_nobody("gate-1", None).match([0.0] * 128) is None
+    True
+    """
+    return _ListsNobody()
+
+
 # -- internals ----------------------------------------------------------------------
 def _run_fleet(
-    config: SafecityConfig, stages: Stages, folder: Path, seconds: float, warmup_s: float
+    config: SafecityConfig,
+    stages: Stages,
+    folder: Path,
+    seconds: float,
+    warmup_s: float,
+    watched: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     from safecity.runtime.local import CameraFleet
     from safecity.store import open_store
     from safecity.store.sink import StoreSink
 
     store = open_store(f"sqlite:///{folder / 'bench.db'}", folder / "media")
-    fleet = CameraFleet(config, stages, write=StoreSink(store).write_many)
+    fleet = CameraFleet(
+        config,
+        stages,
+        write=StoreSink(store).write_many,
+        matcher_for=watching_nobody if watched else None,
+    )
     try:
         fleet.start()
         _wait(fleet, warmup_s)
