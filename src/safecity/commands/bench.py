@@ -256,40 +256,33 @@ def bench_pipeline_cmd(
     event per camera; CPU and RSS per worker. The file loops at its own rate and frames
     the analyser cannot take are dropped, as a live camera's would be."""
 
-    config = state.config()
-    if cluster is not None:
-        from safecity.runtime.cluster import connect, disconnect
+    config = state.config()  # a bad config fails before any cluster is joined
 
-        connect(cluster)
-        try:
-            _bench_pipeline(
-                config,
-                source,
-                cameras,
-                fps,
-                seconds,
-                warmup,
-                find_max,
-                max_cameras,
-                as_json,
-                on_cluster=True,
-                watched=watched,
-            )
-        finally:
-            disconnect()
+    def run(on_cluster: bool = False) -> None:
+        _bench_pipeline(
+            config,
+            source,
+            cameras,
+            fps,
+            seconds,
+            warmup,
+            find_max,
+            max_cameras,
+            as_json,
+            on_cluster=on_cluster,
+            watched=watched,
+        )
+
+    if cluster is None:
+        run()
         return
-    _bench_pipeline(
-        config,
-        source,
-        cameras,
-        fps,
-        seconds,
-        warmup,
-        find_max,
-        max_cameras,
-        as_json,
-        watched=watched,
-    )
+    from safecity.runtime.cluster import connect, disconnect
+
+    connect(cluster)
+    try:
+        run(on_cluster=True)
+    finally:
+        disconnect()
 
 
 def _bench_pipeline(
