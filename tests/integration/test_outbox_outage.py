@@ -60,6 +60,10 @@ def _config(folder: Path, url: str, video: Path) -> Path:
         f"store: {{url: '{url}', media_dir: '{folder / 'media'}'}}\n"
         # Long enough for the run to wait for the server to come back after the clip ends.
         f"outbox: {{dir: '{folder / 'outbox'}', drain_on_stop_s: {OUTAGE_S * 3}}}\n"
+        # Ray's workers do not inherit the run's SAFECITY_HOME: without these they would
+        # sign audit heads into the real data home of whoever runs the tests.
+        f"audit: {{key_path: '{folder / 'audit' / 'key.pem'}', "
+        f"heads_path: '{folder / 'audit' / 'heads.jsonl'}'}}\n"
     )
     return config
 
