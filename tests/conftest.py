@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Nothing a test runs writes into the real data home of whoever runs the suite
+# (~/.local/share/safecity): a default config's audit heads there made a later
+# 'make demo' on the same machine report its new audit trail as truncated. Ray's
+# workers, started from this process, inherit it too.
+os.environ.setdefault("SAFECITY_HOME", tempfile.mkdtemp(prefix="safecity-test-home-"))
 RAY_TOKEN_FILE = Path("~/.ray/auth_token")  # where 'ray start' keeps a cluster's token
 
 # Local MJPEG/file servers and closed ports, for network-source tests.
