@@ -243,12 +243,11 @@ def calibration_frames(data_dir: Path) -> list[np.ndarray]:
         ("arcade-crowd-1080p.mp4", 2, 13, 8),
         ("seated-faces-480x270.gif", 0, 8, 4),
     ]
-    frames = [
+    return [
         frame
         for name, first, every, count in picks
         for frame in sample_frames(data_dir / "video" / name, first, every, count)
     ]
-    return frames
 
 
 def zoomed(frame: np.ndarray) -> list[np.ndarray]:
