@@ -365,10 +365,15 @@ class CameraPipeline:
         matcher_for: MatcherProvider | None = None,
         read_plates: bool = True,
         plate_matcher_for: PlateMatcherProvider | None = None,
+        search_phase: float = 0.0,
     ) -> None:
         """``read_plates``: the camera's own switch (``cameras[].read_plates``); plates are
         read only when ``plates.enabled`` is on too. ``plate_matcher_for``: the plate
-        watchlists a vehicle's read is checked against when its event ends."""
+        watchlists a vehicle's read is checked against when its event ends.
+        ``search_phase`` (0 to 1): how far into each ``faces.full_frame_every_s`` period
+        this camera's whole-frame face search falls (:meth:`_full_frame_due`)."""
+        if not 0.0 <= search_phase < 1.0:
+            raise ValueError("search_phase must be in [0, 1)")
         self.camera = camera
         self.config = config
         self.stages = stages
@@ -391,6 +396,7 @@ class CameraPipeline:
         self._still_spots = StillSpots()  # where still false alarms were
         self._face_side = min(config.faces.max_side, config.faces.full_frame_side)
         self._full_frame_pts: float | None = None  # the last whole-frame face search
+        self._search_delay_s = search_phase * config.faces.full_frame_every_s
         self._face_trail: list[np.ndarray] = []  # face-only faces at the last analysed frame
         self._parts: tuple[int, ...] = ()
         self._embedder_name = None if stages.embedder is None else stages.embedder.name
@@ -572,9 +578,20 @@ class CameraPipeline:
 
     def _full_frame_due(self, pts: float) -> bool:
         """Whether this frame gets the whole-frame face search: every
-        ``faces.full_frame_every_s`` seconds (every analysed frame at 0), and after
-        the stream restarted."""
-        return due_again(self._full_frame_pts, pts, self.config.faces.full_frame_every_s)
+        ``faces.full_frame_every_s`` seconds (every analysed frame at 0), the first
+        one ``search_phase`` of a period after the stream (re)started.
+
+        The search is the costliest step of a frame. Cameras of one worker start
+        together and a looped or restarted clip starts over together, so with one phase
+        for all every camera would search in the same fraction of a second: a burst
+        the worker cannot absorb (frames dropped) while it idles between bursts.
+        """
+        every = self.config.faces.full_frame_every_s
+        last = self._full_frame_pts
+        if self._search_delay_s and (last is None or pts < last):
+            # As if the last search had been a period less the delay ago.
+            self._full_frame_pts = last = pts - every + self._search_delay_s
+        return due_again(last, pts, every)
 
     def _follow_face_tracks(self, frame: Frame) -> list[Face]:
         """Between whole-frame searches, the faces near those of the face-only tracks:

@@ -330,3 +330,43 @@ def test_whole_frame_search_once_a_second_still_follows_the_man(data_dir, config
     assert searched == analysed >= 40, seen
     assert seen[1.0][0] <= duration + 2, seen
     assert seen[1.0][2] >= min(followed - 2, analysed - 5), seen
+
+
+def test_whole_frame_search_phase_moves_each_cameras_searches(data_dir, config, stages):
+    """search_phase: a fleet's cameras search their whole frames at different moments of
+    each second (spread, not all at once); the man is still followed from the first
+    search on, and a camera with phase 0 searches its first frame."""
+    from safecity.pipeline import CameraPipeline
+
+    frames = _frames(data_dir / SEATED)
+    detector = stages.face_detector
+    whole = detector.detect
+    searched_at: dict[float, list[float]] = {}
+    followed: dict[float, int] = {}
+    for phase in (0.0, 0.5):
+        at: list[float] = []
+        pipe = CameraPipeline("seated", config, stages, 12.5, search_phase=phase)
+        detector.detect = lambda image, max_side=None, at=at, pipe=pipe: (
+            at.append(pipe._current_pts) or whole(image, max_side)
+        )
+        try:
+            followed[phase] = 0
+            for frame in frames:
+                pipe._current_pts = frame.pts
+                result = pipe.process(frame)
+                followed[phase] += any(v.face is not None for v in result.tracks)
+            pipe.finish()
+        finally:
+            detector.detect = whole
+        searched_at[phase] = at
+    start = frames[0].pts
+    assert searched_at[0.0][0] == start
+    first = searched_at[0.5][0] - start
+    assert 0.45 <= first < 0.6, searched_at
+    gaps = np.diff(searched_at[0.5])
+    assert len(gaps) >= 3 and (gaps >= 0.95).all() and (gaps < 1.1).all(), searched_at
+    # Offset by half a second, as often: each search falls between two of phase 0.
+    assert abs(len(searched_at[0.5]) - len(searched_at[0.0])) <= 1, searched_at
+    assert followed[0.5] >= followed[0.0] - 8, followed  # at most the first half second later
+    with pytest.raises(ValueError):
+        CameraPipeline("seated", config, stages, 12.5, search_phase=1.0)

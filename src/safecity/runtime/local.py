@@ -306,11 +306,16 @@ class CameraFleet:
         self._handed_over = False
         cameras = [c for c in config.cameras if c.enabled]
         self.stats = {c.name: CameraStats(c.name) for c in cameras}
+        # The i-th of n cameras searches its whole frame for faces i/n into each
+        # period: the searches spread evenly over it rather than all at once.
         self._threads = [
             threading.Thread(
-                target=self._run_camera, args=(c,), name=f"camera-{c.name}", daemon=True
+                target=self._run_camera,
+                args=(c, i / len(cameras)),
+                name=f"camera-{c.name}",
+                daemon=True,
             )
-            for c in cameras
+            for i, c in enumerate(cameras)
         ]
         self._write_lock = threading.Lock()
 
@@ -354,7 +359,7 @@ class CameraFleet:
                 stats.last_error = str(exc)
                 log.error("camera %s: %d event(s) not stored: %s", stats.camera, len(events), exc)
 
-    def _run_camera(self, camera: CameraConfig) -> None:
+    def _run_camera(self, camera: CameraConfig, search_phase: float = 0.0) -> None:
         from safecity.video.pacing import LivePacer
         from safecity.video.source import ReconnectingSource
         from safecity.video.substream import PairedFrames
@@ -397,6 +402,7 @@ class CameraFleet:
                         matcher_for=self.matcher_for,
                         read_plates=camera.read_plates,
                         plate_matcher_for=self.plate_matcher_for,
+                        search_phase=search_phase,
                     )
                 stats.state = "running"
                 result = pipeline.process(frame)
