@@ -112,6 +112,14 @@ HS_BELOW = 1.5
 # Faces found again in overlapping regions between whole-frame searches: boxes
 # overlapping more than this are one face (the face detector's own NMS overlap).
 FOLLOW_NMS_IOU = 0.4
+# The whole-frame face search limited to motion (CameraPipeline._new_faces_region): a
+# motion box at least this share inside a person's box is that person's movement; the
+# box around the rest grows by this share of the frame's long side (a head whose
+# body moved, the face at the edge of the change); covering at least this share of
+# the frame, the whole frame is searched instead.
+MOVED_INSIDE_PERSON = 0.7
+NEW_FACE_MARGIN = 0.05
+WHOLE_FRAME_SHARE = 0.7
 
 
 @dataclass
@@ -396,6 +404,8 @@ class CameraPipeline:
         self._still_spots = StillSpots()  # where still false alarms were
         self._face_side = min(config.faces.max_side, config.faces.full_frame_side)
         self._full_frame_pts: float | None = None  # the last whole-frame face search
+        self._whole_pts: float | None = None  # the last one not limited to motion
+        self._moved: np.ndarray | None = None  # motion boxes of this frame; None: anywhere
         self._search_delay_s = search_phase * config.faces.full_frame_every_s
         self._face_trail: list[np.ndarray] = []  # face-only faces at the last analysed frame
         self._parts: tuple[int, ...] = ()
@@ -411,8 +421,12 @@ class CameraPipeline:
         self.frames_in += 1
         t0 = time.perf_counter()
         moving = True
+        self._moved = None  # anywhere, as far as we know
         if self.motion is not None:
-            moving = self.motion.update(frame.for_detection()).moving or self._rate_due(frame.pts)
+            regions = self.motion.update(frame.for_detection())
+            moving = regions.moving or self._rate_due(frame.pts)
+            sx, sy = frame.detect_scale
+            self._moved = regions.boxes * np.array([sx, sy, sx, sy], np.float32)
             timings["motion"] = (time.perf_counter() - t0) * 1000
         if not moving:
             ended_tracks = self.tracker.update(None, frame.pts).ended
@@ -542,16 +556,20 @@ class CameraPipeline:
         # search above: a face-only track of it would make one person two events (and
         # at a shrunk scale YuNet can read hair as a second face just above the real
         # one). Faces in a head are still hidden in anything stored.
-        searched = self._full_frame_due(frame.pts)
-        if searched:
-            found = detector.detect(frame.image, max_side=self._face_side)
-            self._full_frame_pts = frame.pts
-        else:
-            found = self._follow_face_tracks(frame)
         tracked = np.array(
             [t.box for t in self.tracker.tracks if t.class_id == PERSON], np.float32
         ).reshape(-1, 4)
         heads = np.concatenate([np.asarray(bodies, np.float32).reshape(-1, 4), tracked])
+        searched = self._full_frame_due(frame.pts)
+        region = self._new_faces_region(frame, heads) if searched else None
+        if searched:
+            self._full_frame_pts = frame.pts
+        if region is not None and len(region) == 0:
+            searched = False  # nothing moved where an unknown face could be
+        if searched:
+            found = detector.detect(frame.image, max_side=self._face_side, region=region)
+        else:
+            found = self._follow_face_tracks(frame)
         upper = self.config.faces.upper_fraction
         leftover = [f for f in found if not _in_a_head(f, heads, upper)]
         # Followed until the next whole-frame search: these faces, and those in the head
@@ -592,6 +610,43 @@ class CameraPipeline:
             # As if the last search had been a period less the delay ago.
             self._full_frame_pts = last = pts - every + self._search_delay_s
         return due_again(last, pts, every)
+
+    def _new_faces_region(self, frame: Frame, people: np.ndarray) -> np.ndarray | None:
+        """Where the due whole-frame search looks: ``None`` for the whole frame, an empty
+        array for nowhere, else one box.
+
+        A face not seen yet can only be where something moved, outside the ``people``
+        whose heads are searched anyway (faces around face-only tracks are followed
+        between searches). So the search covers the motion boxes not mostly inside a
+        person's box, grown by :data:`NEW_FACE_MARGIN` of the frame's long side: on a
+        street of walkers about 0.4 of the frame. The whole frame is searched on the
+        first frame, when the motion gate is off or sees change nearly everywhere,
+        and at least every ``faces.full_frame_still_every_s`` (someone who sat still
+        through the searches so far).
+        """
+        still_every = self.config.faces.full_frame_still_every_s
+        if (
+            self._moved is None
+            or still_every <= 0
+            or due_again(self._whole_pts, frame.pts, still_every)
+        ):
+            self._whole_pts = frame.pts
+            return None
+        moved = self._moved
+        if len(moved) and len(people):
+            inside = _share_inside(moved, people).max(axis=1)
+            moved = moved[inside < MOVED_INSIDE_PERSON]
+        if len(moved) == 0:
+            return np.zeros(0, np.float32)
+        margin = NEW_FACE_MARGIN * max(frame.width, frame.height)
+        x1, y1 = moved[:, :2].min(axis=0) - margin
+        x2, y2 = moved[:, 2:].max(axis=0) + margin
+        x1, y1 = max(float(x1), 0.0), max(float(y1), 0.0)
+        x2, y2 = min(float(x2), frame.width), min(float(y2), frame.height)
+        if (x2 - x1) * (y2 - y1) >= WHOLE_FRAME_SHARE * frame.width * frame.height:
+            self._whole_pts = frame.pts
+            return None
+        return np.array([x1, y1, x2, y2], np.float32)
 
     def _follow_face_tracks(self, frame: Frame) -> list[Face]:
         """Between whole-frame searches, the faces near those of the face-only tracks:
@@ -868,6 +923,19 @@ def embed_faces(embedder: Embedder, image_bgr: np.ndarray, faces: list[Face]) ->
     if many is not None:
         return np.asarray(many(image_bgr, faces), np.float32).reshape(len(faces), embedder.dim)
     return np.stack([embedder.embed(image_bgr, f) for f in faces]).astype(np.float32)
+
+
+def _share_inside(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``(N, M)``: the share of each of ``boxes``' area that lies inside each of ``others``.
+
+    >>> _share_inside(np.array([[0, 0, 10, 10]], np.float32), np.array([[5, 0, 20, 10]]))
+    array([[0.5]], dtype=float32)
+    """
+    a, b = boxes[:, None, :], np.asarray(others, np.float32)[None, :, :]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return (w * h / np.maximum(area, 1e-6)[:, None]).astype(np.float32)
 
 
 def _in_a_head(face: Face, boxes: np.ndarray, upper_fraction: float) -> bool:

@@ -303,12 +303,15 @@ def test_whole_frame_search_once_a_second_still_follows_the_man(data_dir, config
     whole = detector.detect
     seen = {}
     for every in (0.0, 1.0):
-        faces = config.faces.model_copy(update={"full_frame_every_s": every})
+        # Every search whole (not limited to motion): this test is about their rate.
+        faces = config.faces.model_copy(
+            update={"full_frame_every_s": every, "full_frame_still_every_s": 0.0}
+        )
         searches: list[int] = []
 
-        def counted(image, max_side=None, searches=searches):
+        def counted(image, max_side=None, region=None, searches=searches):
             searches.append(1)
-            return whole(image, max_side)
+            return whole(image, max_side, region)
 
         detector.detect = counted
         try:
@@ -346,8 +349,8 @@ def test_whole_frame_search_phase_moves_each_cameras_searches(data_dir, config, 
     for phase in (0.0, 0.5):
         at: list[float] = []
         pipe = CameraPipeline("seated", config, stages, 12.5, search_phase=phase)
-        detector.detect = lambda image, max_side=None, at=at, pipe=pipe: (
-            at.append(pipe._current_pts) or whole(image, max_side)
+        detector.detect = lambda image, max_side=None, region=None, at=at, pipe=pipe: (
+            at.append(pipe._current_pts) or whole(image, max_side, region)
         )
         try:
             followed[phase] = 0
@@ -364,9 +367,70 @@ def test_whole_frame_search_phase_moves_each_cameras_searches(data_dir, config, 
     first = searched_at[0.5][0] - start
     assert 0.45 <= first < 0.6, searched_at
     gaps = np.diff(searched_at[0.5])
-    assert len(gaps) >= 3 and (gaps >= 0.95).all() and (gaps < 1.1).all(), searched_at
+    assert len(gaps) >= 2 and (gaps >= 0.95).all() and (gaps < 1.1).all(), searched_at
     # Offset by half a second, as often: each search falls between two of phase 0.
     assert abs(len(searched_at[0.5]) - len(searched_at[0.0])) <= 1, searched_at
     assert followed[0.5] >= followed[0.0] - 8, followed  # at most the first half second later
     with pytest.raises(ValueError):
         CameraPipeline("seated", config, stages, 12.5, search_phase=1.0)
+
+
+def _searches(config, stages, frames, fps: float, **faces_update) -> dict:
+    """One run: the whole-frame searches (their share of the frame), face-only track
+    frames, and the events' labels."""
+    from safecity.pipeline import CameraPipeline
+
+    config = config.model_copy(update={"faces": config.faces.model_copy(update=faces_update)})
+    detector = stages.face_detector
+    whole = detector.detect
+    shares: list[float] = []
+
+    def counted(image, max_side=None, region=None):
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = (0, 0, w, h) if region is None else region
+        shares.append(float((x2 - x1) * (y2 - y1) / (w * h)))
+        return whole(image, max_side, region)
+
+    detector.detect = counted
+    try:
+        pipe = CameraPipeline("c", config, stages, fps)
+        face_only, events = 0, []
+        for frame in frames:
+            result = pipe.process(frame)
+            face_only += sum(v.track.track_id >= FACE_TRACK_ID_BASE for v in result.tracks)
+            events += result.ended
+        events += pipe.finish()
+    finally:
+        detector.detect = whole
+    return {
+        "shares": shares,
+        "face_only": face_only,
+        "labels": sorted(e.label for e in events),
+    }
+
+
+def test_whole_frame_search_looks_only_where_something_moved(data_dir, config, stages):
+    """faces.full_frame_still_every_s: between whole searches the due search covers only
+    the motion outside the people tracked. On the pedestrians clip that is well under
+    the whole frame, with the same events; the seated man, whom the detector misses, is
+    followed in as many frames; at 0 every search is whole, as before."""
+    from safecity.config import CameraConfig
+    from safecity.video.source import open_source
+
+    assert config.faces.full_frame_still_every_s == 10.0
+    seated = _frames(data_dir / SEATED)
+    limited = _searches(config, stages, seated, 12.5)
+    everywhere = _searches(config, stages, seated, 12.5, full_frame_still_every_s=0.0)
+    assert everywhere["shares"] and set(everywhere["shares"]) == {1.0}
+    assert limited["shares"][0] == 1.0  # the first frame: the whole of it
+    assert min(limited["shares"]) < 0.7, limited["shares"]
+    assert limited["face_only"] >= everywhere["face_only"] - 2 >= 30, (limited, everywhere)
+
+    camera = CameraConfig(name="street", url=str(data_dir / "video/pedestrians-768x576.avi"), fps=5)
+    with open_source(camera) as source:
+        street = list(source)
+    limited = _searches(config, stages, street, 5)
+    everywhere = _searches(config, stages, street, 5, full_frame_still_every_s=0.0)
+    assert len(limited["shares"]) == len(everywhere["shares"]) >= 70
+    assert np.mean(limited["shares"]) < 0.7 * np.mean(everywhere["shares"]), limited["shares"]
+    assert limited["labels"] == everywhere["labels"] and len(limited["labels"]) >= 20

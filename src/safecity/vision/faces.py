@@ -347,15 +347,31 @@ class FaceDetector:
         else:
             self._backend = _Scrfd(self.config.model_path)
 
-    def detect(self, image_bgr: np.ndarray, max_side: int | None = None) -> list[Face]:
+    def detect(
+        self,
+        image_bgr: np.ndarray,
+        max_side: int | None = None,
+        region: np.ndarray | None = None,
+    ) -> list[Face]:
         """All faces in a whole image, shrunk first to ``max_side`` (default
-        ``config.max_side``) on its long side."""
+        ``config.max_side``) on its long side.
+
+        ``region`` (x1, y1, x2, y2 in image pixels): only that part is searched, at the
+        scale the whole image would be; faces come in whole-image pixels.
+        """
         h, w = image_bgr.shape[:2]
         long_side = max(h, w)
         scales = [min(1.0, (max_side or self.config.max_side) / long_side)]
         if isinstance(self._backend, _YuNet) and long_side * scales[0] > 1.5 * COARSE_SIDE:
             scales.append(COARSE_SIDE / long_side)
-        raws = [self._run(image_bgr, s, (0.0, 0.0)) for s in scales]
+        part, offset = image_bgr, (0.0, 0.0)
+        if region is not None:
+            x1, y1, x2, y2 = (int(round(float(v))) for v in region)
+            x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+            if x2 - x1 < 2 or y2 - y1 < 2:
+                return []
+            part, offset = image_bgr[y1:y2, x1:x2], (float(x1), float(y1))
+        raws = [self._run(part, s, offset) for s in scales]
         if len(raws) > 1:
             boxes, kps, scores = raws[1]
             big = boxes[:, 2] - boxes[:, 0] >= COARSE_MIN_FACE
