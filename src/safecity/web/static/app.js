@@ -323,8 +323,11 @@
     var more = byId('load-more');
     var empty = byId('empty');
     var shown = 0;
+    var latest = 0; // a reload's answer that comes after a newer request's is dropped
     function load(next) {
+      var request = next ? latest : ++latest;
       return fetchPage(next).then(function (page) {
+        if (request !== latest) return;
         var items = (page && page.items) || [];
         shown = next ? shown + items.length : items.length;
         render(items, Boolean(next));

@@ -161,12 +161,17 @@
     }
   });
 
+  // The form is filled from the address at once, not after the cameras arrive: filled
+  // later, it wiped whatever the operator had typed in the meantime (on a busy server a
+  // plate typed and applied at once came back as the whole list).
   filters = fromUrl();
+  fillForm(filters);
+  apply(filters).catch(SC.showError);
   loadCameras()
-    .catch(SC.showError)
     .then(function () {
-      fillForm(filters);
-      return apply(filters);
+      // The camera of the address can be selected only now; unless the operator chose one.
+      var select = form.elements.camera;
+      if (select && !select.value && filters.camera) select.value = filters.camera;
     })
     .catch(SC.showError);
 })();
