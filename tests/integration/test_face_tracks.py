@@ -434,3 +434,42 @@ def test_whole_frame_search_looks_only_where_something_moved(data_dir, config, s
     assert len(limited["shares"]) == len(everywhere["shares"]) >= 70
     assert np.mean(limited["shares"]) < 0.7 * np.mean(everywhere["shares"]), limited["shares"]
     assert limited["labels"] == everywhere["labels"] and len(limited["labels"]) >= 20
+
+
+def test_heads_too_narrow_for_a_useful_face_are_not_searched(data_dir, config, stages):
+    """On a watched camera each person's head is searched, unless the box is too narrow
+    to hold a face of faces.min_size: a face is at most MAX_FACE_SHARE of its person's
+    width. Both halves on real video: the pedestrians' far walkers are skipped, and
+    every face found in the arcade crowd's heads is within that share."""
+    from safecity.config import CameraConfig
+    from safecity.pipeline import MAX_FACE_SHARE, CameraPipeline
+    from safecity.runtime.bench_pipeline import watching_nobody
+    from safecity.video.source import open_source
+
+    detector = stages.face_detector
+    in_box = detector.detect_in_box
+    searched: list[tuple[float, list]] = []
+
+    def counted(image, box):
+        faces = in_box(image, box)
+        searched.append((float(box[2] - box[0]), faces))
+        return faces
+
+    smallest = config.faces.min_size / MAX_FACE_SHARE
+    detector.detect_in_box = counted
+    try:
+        for clip, fps in (("pedestrians-768x576.avi", 5), ("arcade-crowd-1080p.mp4", 10)):
+            searched.clear()
+            camera = CameraConfig(name="c", url=str(data_dir / "video" / clip), fps=fps)
+            with open_source(camera) as source:
+                frames = list(source)[:60]
+            pipe = CameraPipeline("c", config, stages, fps, matcher_for=watching_nobody)
+            for frame in frames:
+                pipe.process(frame)
+            widths = [w for w, _ in searched]
+            assert widths and min(widths) >= smallest, (clip, sorted(widths)[:5])
+            shares = [(f.box[2] - f.box[0]) / w for w, faces in searched for f in faces]
+            if clip.startswith("arcade"):
+                assert len(shares) >= 30 and max(shares) <= MAX_FACE_SHARE, shares
+    finally:
+        detector.detect_in_box = in_box
