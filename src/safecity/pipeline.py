@@ -118,14 +118,14 @@ FOLLOW_NMS_IOU = 0.4
 # body moved, the face at the edge of the change); covering at least this share of
 # the frame, the whole frame is searched instead.
 MOVED_INSIDE_PERSON = 0.7
+NEW_FACE_MARGIN = 0.05
+WHOLE_FRAME_SHARE = 0.7
 # A face is at most this share of its person box's width, so a box narrower than
 # faces.min_size / MAX_FACE_SHARE holds no face worth a search. Measured (issue 13,
 # faces found in person heads): arcade crowd at 25 fps median 0.23, p99 0.38, max 0.48
 # of 897; seated GIF max 0.39. On the pedestrians clip 93 % of the head searches
 # were of boxes under 48 px wide, and none of them found a face.
 MAX_FACE_SHARE = 0.6
-NEW_FACE_MARGIN = 0.05
-WHOLE_FRAME_SHARE = 0.7
 
 
 @dataclass
