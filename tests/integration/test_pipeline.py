@@ -29,18 +29,25 @@ def _run(
     store, config, stages, path: Path, name: str, start, fps=None, annotated=None, record=None
 ):
     camera = CameraConfig(name=name, url=str(path), fps=fps)
-    provider = GalleryCache(store, config).matcher_for
-    return analyze_one(
-        camera,
-        config,
-        stages,
-        # The sink checks the authorisation at the frame's time and "now": both at start.
-        write=StoreSink(store, ManualClock(start)).write_many,
-        matcher_for=provider,
-        annotated_video=annotated,
-        start_time=start,
-        on_frame=record,
-    )
+    # Closed after the run: its watcher thread, left running, opened connections to the
+    # store after the test closed it, and closing those checkpointed the WAL into the
+    # file between the raw scan's reads of the file and of the WAL (CI saw the enrolled
+    # template in neither).
+    gallery = GalleryCache(store, config)
+    try:
+        return analyze_one(
+            camera,
+            config,
+            stages,
+            # The sink checks the authorisation at the frame's time and "now": both at start.
+            write=StoreSink(store, ManualClock(start)).write_many,
+            matcher_for=gallery.matcher_for,
+            annotated_video=annotated,
+            start_time=start,
+            on_frame=record,
+        )
+    finally:
+        gallery.close()
 
 
 def test_pedestrians_are_tracked_into_events(data_dir, store, config, stages, tmp_path, e2e):
